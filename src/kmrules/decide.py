@@ -1,0 +1,234 @@
+"""The entry point: a request in, an explained Decision out.
+
+Pure given the rulebook: validate, resolve (scheme x variant x date), derive facts, run
+the criteria on the chosen backend, and explain every finding with its legal basis.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from kmrules import __version__
+from kmrules import conditions as cond
+from kmrules.engine import ENGINE_NAME, DurableBackend
+from kmrules.factset import derive_facts, input_fields
+from kmrules.model import Amount, Decision, Finding, LegalBasis, ParameterUsed, Receipt, RuleVersionUsed
+from kmrules.oracle import Result, evaluate_criteria
+from kmrules.overlay import stack_for
+from kmrules.request import parse_request
+from kmrules.resolve import ResolvedCriterion, ResolvedRules, resolve
+from kmrules.rulebook import Rulebook, load_rulebook, type_context
+from kmrules.rulefiles import CriterionSpec
+
+Backend = Literal["durable", "oracle"]
+_DURABLE = DurableBackend()
+
+
+def rules_dir_from_env(rules_dir: str | Path | None = None) -> Path | None:
+    """--rules DIR wins, then KMRULES_RULES_DIR, then the package's own rules/."""
+    if rules_dir is not None:
+        return Path(rules_dir)
+    env = os.environ.get("KMRULES_RULES_DIR")
+    return Path(env) if env else None
+
+
+@lru_cache(maxsize=16)
+def _cached_book(path: str | None) -> Rulebook:
+    return load_rulebook(path)
+
+
+def get_rulebook(rules_dir: str | Path | None = None) -> Rulebook:
+    """The loaded rulebook for a directory (cached; loading validates everything)."""
+    path = rules_dir_from_env(rules_dir)
+    return _cached_book(str(path.resolve()) if path else None)
+
+
+def decide(request: dict[str, Any], *, rules_dir: str | Path | None = None, backend: Backend = "durable", book: Rulebook | None = None) -> Decision:
+    """Decide one request (the pinned interface); raises typed kmrules errors on bad input."""
+    book = book or get_rulebook(rules_dir)
+    envelope, case_facts, on = parse_request(book, request)
+    stack = stack_for(book, envelope.variant)
+    rules = resolve(book, envelope.scheme, stack, on)
+    return decide_resolved(book, rules, case_facts, backend)
+
+
+def fact_types(book: Rulebook, rules: ResolvedRules) -> dict[str, str]:
+    """Types of every fact the scheme's rules may read (case fields and derived facts)."""
+    return dict(type_context(book, book.scheme(rules.scheme)).fact_types)
+
+
+def run_criteria(book: Rulebook, rules: ResolvedRules, facts: Mapping[str, Any], backend: Backend) -> dict[str, Result]:
+    """Per-criterion results from the chosen backend."""
+    if backend == "oracle":
+        return evaluate_criteria(rules.criteria, facts, rules.param_values)
+    return _DURABLE.run(rules, facts, fact_types(book, rules))
+
+
+def decide_resolved(book: Rulebook, rules: ResolvedRules, case_facts: Mapping[str, Any], backend: Backend = "durable") -> Decision:
+    """Decide a validated case under already-resolved rules."""
+    facts, inputs = derive_facts(rules, case_facts)
+    params = rules.param_values
+    results = run_criteria(book, rules, facts, backend)
+    findings = [_finding(c, results[c.id], facts, params, inputs) for c in rules.criteria]
+    findings += [_dormant(spec, rules) for spec in rules.not_in_force]
+    if any(f.result == "fail" for f in findings):
+        outcome = "refused"
+    elif any(f.result == "undetermined" for f in findings):
+        outcome = "undetermined"
+    else:
+        outcome = "granted"
+    missing = sorted({m for f in findings for m in f.missing})
+    amounts = {a.spec.id: _amount(a.spec, a.applies, facts, params, inputs, rules) for a in rules.amounts}
+    amounts = {k: v for k, v in amounts.items() if v is not None}
+    return Decision(
+        outcome=outcome,
+        scheme=rules.scheme,
+        variant=rules.stack.label,
+        findings=findings,
+        missing=missing,
+        amounts=amounts,
+        receipt=_receipt(rules),
+    )
+
+
+def _display(value: Any) -> Any:
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k} = {_text(v)}" for k, v in value.items())
+    if isinstance(value, bool) or value is None:
+        return {True: "yes", False: "no", None: "unknown"}[value]
+    if isinstance(value, int | float):
+        return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
+    return str(value)
+
+
+def _pick(values: dict[str, Any]) -> Any:
+    if not values:
+        return None
+    return next(iter(values.values())) if len(values) == 1 else values
+
+
+def _finding(crit: ResolvedCriterion, result: Result, facts: Mapping[str, Any], params: Mapping[str, Any], inputs: Mapping[str, set[str]]) -> Finding:
+    observed = _pick({p: _display(facts.get(p)) for p in cond.facts_of(crit.holds)})
+    required = _pick({p: _display(params[p]) for p in cond.params_of(crit.holds)})
+    missing: set[str] = set()
+    if result == "undetermined":
+        undecided = cond.undecided_facts(crit.applies, facts, params)
+        if not undecided:
+            undecided = cond.undecided_facts(crit.holds, facts, params)
+        missing = input_fields(undecided, inputs)
+    template = {
+        "pass": crit.explain_pass,
+        "fail": crit.explain_fail,
+        "not_applicable": crit.explain_not_applicable or "Does not apply to this case.",
+        "undetermined": "Cannot be decided: missing {missing}.",
+    }[result]
+    values = {"observed": _text(observed), "required": _text(required), "title": crit.title, "missing": ", ".join(sorted(missing))}
+    return Finding(
+        rule=crit.id,
+        title=crit.title,
+        version=crit.version,
+        result=result,
+        observed=observed,
+        required=required,
+        legal_basis=[LegalBasis(**b.model_dump()) for b in crit.legal_basis],
+        explanation=template.format_map(values),
+        missing=sorted(missing),
+    )
+
+
+def _dormant(spec: CriterionSpec, rules: ResolvedRules) -> Finding:
+    """A criterion of the scheme with no version in force on the date: shown, not applied."""
+    span = f"from {spec.valid_from}" if spec.valid_from else f"until {spec.valid_until}"
+    return Finding(
+        rule=spec.id,
+        title=spec.title,
+        version=spec.version,
+        result="not_applicable",
+        legal_basis=[LegalBasis(**b.model_dump()) for b in spec.legal_basis],
+        explanation=f"Not in force on {rules.on.isoformat()} (this criterion applies {span}).",
+    )
+
+
+def _amount(spec: Any, applies: cond.Condition, facts: Mapping[str, Any], params: Mapping[str, Any], inputs: Mapping[str, set[str]], rules: ResolvedRules) -> Amount | None:
+    when = cond.evaluate(applies, facts, params)
+    if when is False:
+        return None
+    missing: set[str] = input_fields(cond.undecided_facts(applies, facts, params), inputs)
+    value = facts.get(spec.fact) if when else None
+    if when:
+        missing |= {m for m in inputs.get(spec.fact, {spec.fact}) if facts.get(m) is None}
+    used = {n: _display(p.value) for n, p in rules.params.items() if n in _params_behind(spec.fact, rules)}
+    return Amount(
+        id=spec.id,
+        title=spec.title,
+        value=_display(value),
+        unit=spec.unit,
+        legal_basis=[LegalBasis(**b.model_dump()) for b in spec.legal_basis],
+        parameters=used,
+        missing=sorted(missing),
+    )
+
+
+def _params_behind(fact: str, rules: ResolvedRules) -> set[str]:
+    out: set[str] = set()
+    by_name = {d.name: d for d in rules.derived}
+    stack = [fact]
+    while stack:
+        derived = by_name.get(stack.pop())
+        if derived is None:
+            continue
+        for arg in derived.args:
+            if "param" in arg:
+                out.add(arg["param"])
+            elif "fact" in arg:
+                stack.append(arg["fact"])
+    return out
+
+
+def _receipt(rules: ResolvedRules) -> Receipt:
+    versions = {
+        c.id: RuleVersionUsed(
+            version=c.version,
+            valid_from=c.valid_from,
+            valid_until=c.valid_until,
+            reason=f"in force on the application date {rules.on.isoformat()}",
+        )
+        for c in rules.criteria
+    }
+    for spec in rules.not_in_force:
+        versions[spec.id] = RuleVersionUsed(
+            version=None, reason=f"no version in force on {rules.on.isoformat()}"
+        )
+    return Receipt(
+        engine=ENGINE_NAME,
+        kmrules_version=__version__,
+        rules_hash=rules.rules_hash,
+        variant=rules.stack.label,
+        variants=rules.stack.ids,
+        decision_date=rules.on,
+        parameters={
+            n: ParameterUsed(
+                value=_display(p.value),
+                unit=p.unit,
+                valid_from=p.valid_from,
+                valid_until=p.valid_until,
+                references=list(p.references),
+                changed_by=list(p.changed_by),
+            )
+            for n, p in rules.params.items()
+        },
+        rule_versions=versions,
+    )

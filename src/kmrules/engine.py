@@ -1,0 +1,365 @@
+"""The durable_rules backend, wrapped so that none of its hazards can reach a decision.
+
+Measured hazards and what this module does about each:
+- fails open (a missing / None / NaN / mistyped field matches no rule): input is validated
+  strictly before it gets here; every fact a rule reads is always present with a typed
+  value plus an explicit `known` flag; every criterion has rules for pass, fail and
+  not_applicable (mutually exclusive); a sentinel rule proves the case was seen. Silence on
+  a criterion is accepted only when a fact it reads is unknown (then Kleene logic allows
+  `undetermined`); silence on fully known input is an EngineError, never a grant.
+- one pattern holds at most 32 expressions (error 113): conditions are compiled to
+  disjunctive normal form, one rule per conjunction, parameters inlined as constants and
+  fact-to-fact comparisons turned into comparisons of a difference with 0.
+- the timer/dispatcher thread gave wrong results: `QuietHost` never starts it.
+- two threads on one session crashed: one process-wide lock around every engine call.
+- identical facts raise MessageObservedException: each fact carries a fresh serial number.
+- `delete_state` after MessageNotHandledException aborted the process: we never call
+  delete_state; facts are retracted; a host that raised is thrown away and rebuilt.
+- ~1,024 live sessions exhaust memory: one session (the default sid) per compiled ruleset.
+- a ruleset name cannot be re-registered on a host: one Host per compiled ruleset.
+- exceptions in actions are swallowed: actions only append to a list, and any error they
+  or the engine report is re-raised as EngineError.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from durable import engine as durable_engine
+
+from kmrules import conditions as cond
+from kmrules.errors import EngineError
+from kmrules.oracle import Result
+from kmrules.resolve import ResolvedRules
+
+ENGINE_NAME = "durable_rules 2.0.28"
+RESULTS: tuple[Result, ...] = ("pass", "fail", "not_applicable", "undetermined")
+_LOCK = threading.Lock()
+_SERIAL = itertools.count(1)
+
+Expr = tuple[Any, ...]  # ("and", [..]) | ("or", [..]) | ("leaf", key, op, value)
+_DURABLE_OP = {"ne": "$neq", "lt": "$lt", "lte": "$lte", "gt": "$gt", "gte": "$gte"}
+
+
+class QuietHost(durable_engine.Host):  # type: ignore[misc]
+    """A durable_rules Host without its timer/dispatcher threads (we never post events)."""
+
+    def _run(self) -> None:
+        return None
+
+
+def fact_key(path: str) -> str:
+    return "f__" + path.replace(".", "__")
+
+
+def known_key(path: str) -> str:
+    return "k__" + path.replace(".", "__")
+
+
+def param_key(name: str) -> str:
+    return "p__" + name.replace(".", "__")
+
+
+def encode_value(value: Any) -> Any:
+    """Dates become day numbers; everything else is already a JSON scalar after validation."""
+    if isinstance(value, dt.date):
+        return value.toordinal()
+    return value
+
+
+_PLACEHOLDER = {"number": 0.0, "integer": 0, "date": 0, "string": "", "enum": "", "bool": False}
+
+
+def _literal(value: Any) -> Any:
+    return encode_value(value)
+
+
+def pair_key(c: cond.Compare) -> str:
+    """The synthetic fact holding `left - right` for a fact-to-fact comparison."""
+    assert isinstance(c.operand, cond.FactRef)
+    return "d__" + c.fact.replace(".", "__") + "__minus__" + c.operand.path.replace(".", "__")
+
+
+def _compare(c: cond.Compare, op: str, params: Mapping[str, Any]) -> Expr:
+    """Comparisons against constants only: durable_rules keeps those in its alpha network.
+
+    Parameters are inlined as constants; a fact-to-fact comparison `a op b` becomes
+    `(a - b) op 0` on a synthetic difference fact (equality of strings: `eq`/`ne` on a
+    synthetic boolean), because field references fill durable_rules' 32-slot expression
+    sequence and make rulesets uncompilable (error 113).
+    """
+    guards: list[Expr] = [("leaf", known_key(c.fact), "eq", True)]
+    key = fact_key(c.fact)
+    if isinstance(c.operand, cond.FactRef):
+        guards.append(("leaf", known_key(c.operand.path), "eq", True))
+        return ("and", [*guards, ("leaf", pair_key(c), op, 0)])
+    if isinstance(c.operand, cond.ParamRef):
+        return ("and", [*guards, ("leaf", key, op, encode_value(params[c.operand.name]))])
+    if op in ("in", "not_in"):
+        assert isinstance(c.operand, cond.Literal) and isinstance(c.operand.value, tuple)
+        leaf_op = "eq" if op == "in" else "ne"
+        leaves: list[Expr] = [("leaf", key, leaf_op, _literal(v)) for v in c.operand.value]
+        test: Expr = ("or", leaves) if op == "in" else ("and", leaves)
+    else:
+        test = ("leaf", key, op, encode_value(c.operand.value))
+    return ("and", [*guards, test])
+
+
+def true_expr(c: cond.Condition, params: Mapping[str, Any]) -> Expr:
+    """Definitely true, in negation normal form."""
+    if isinstance(c, cond.Compare):
+        return _compare(c, c.op, params)
+    if isinstance(c, cond.Known):
+        return ("leaf", known_key(c.fact), "eq", True)
+    if isinstance(c, cond.All):
+        return ("and", [true_expr(i, params) for i in c.items])
+    if isinstance(c, cond.AnyOf):
+        return ("or", [true_expr(i, params) for i in c.items])
+    if isinstance(c, cond.Not):
+        return false_expr(c.item, params)
+    raise EngineError(f"cannot compile {c!r}")
+
+
+def false_expr(c: cond.Condition, params: Mapping[str, Any]) -> Expr:
+    """Definitely false, in negation normal form."""
+    if isinstance(c, cond.Compare):
+        return _compare(c, cond.NEGATION[c.op], params)
+    if isinstance(c, cond.Known):
+        return ("leaf", known_key(c.fact), "eq", False)
+    if isinstance(c, cond.All):
+        return ("or", [false_expr(i, params) for i in c.items])
+    if isinstance(c, cond.AnyOf):
+        return ("and", [false_expr(i, params) for i in c.items])
+    if isinstance(c, cond.Not):
+        return true_expr(c.item, params)
+    raise EngineError(f"cannot compile {c!r}")
+
+
+def to_durable(e: Expr) -> dict[str, Any]:
+    """Render to durable_rules' JSON condition language."""
+    if e[0] == "leaf":
+        _, key, op, value = e
+        return {key: value} if op == "eq" else {_DURABLE_OP[op]: {key: value}}
+    items = [to_durable(i) for i in e[1]]
+    if not items:
+        return {"kind": "case"} if e[0] == "and" else {"kind": "__never__"}
+    if len(items) == 1:
+        return items[0]
+    return {"$and" if e[0] == "and" else "$or": items}
+
+
+def criterion_exprs(applies: cond.Condition, holds: cond.Condition, params: Mapping[str, Any]) -> dict[Result, Expr]:
+    """The three positive rules of one criterion: pass, fail, not_applicable (mutually exclusive).
+
+    `undetermined` has no rule: its expression is the complement of the other three, whose
+    normal form is too large for durable_rules. It is read from silence, and silence is only
+    accepted when a fact the criterion reads is unknown (see `_read_firings`), so a fail-open
+    engine can never turn silence into anything but an EngineError or `undetermined`.
+    """
+    passes: Expr = ("and", [true_expr(applies, params), true_expr(holds, params)])
+    fails: Expr = ("and", [true_expr(applies, params), false_expr(holds, params)])
+    return {"pass": passes, "fail": fails, "not_applicable": false_expr(applies, params)}
+
+
+Leaf = tuple[str, str, Any]
+MAX_TERM_LEAVES = 28  # durable_rules keeps at most 32 expressions in one pattern
+MAX_TERMS = 5000
+
+
+def _contradicts(term: frozenset[Leaf]) -> bool:
+    equal: dict[str, Any] = {}
+    for key, op, value in term:
+        if op == "eq":
+            if key in equal and equal[key] != value:
+                return True
+            equal[key] = value
+    return any(op == "ne" and key in equal and equal[key] == value for key, op, value in term)
+
+
+def dnf(e: Expr) -> list[frozenset[Leaf]]:
+    """Disjunctive normal form with contradictory terms dropped and absorbed terms removed.
+
+    durable_rules caps one pattern at 32 expressions, so each conjunction becomes its own rule.
+    """
+    if e[0] == "leaf":
+        return [frozenset([(e[1], e[2], e[3])])]
+    parts = [dnf(i) for i in e[1]]
+    if e[0] == "or":
+        terms = [t for p in parts for t in p]
+    else:
+        terms = [frozenset()]
+        for part in parts:
+            terms = list({a | t for a in terms for t in part if not _contradicts(a | t)})
+            if len(terms) > MAX_TERMS:
+                raise EngineError(f"condition too large for the durable_rules backend (> {MAX_TERMS} terms)")
+    kept: list[frozenset[Leaf]] = []
+    for term in sorted(set(terms), key=len):
+        if not any(k <= term for k in kept):
+            kept.append(term)
+    return kept
+
+
+def _pattern(term: frozenset[Leaf]) -> dict[str, Any]:
+    if len(term) > MAX_TERM_LEAVES:
+        raise EngineError(f"a rule term has {len(term)} comparisons; durable_rules allows {MAX_TERM_LEAVES}")
+    leaves = [to_durable(("leaf", *leaf)) for leaf in sorted(term, key=repr)]
+    return {"$and": [{"kind": "case"}, *leaves]}
+
+
+@dataclass
+class CompiledRuleset:
+    """One resolved rule set, registered on its own quiet durable_rules host."""
+
+    name: str
+    host: Any
+    criterion_ids: tuple[str, ...]
+    criterion_facts: tuple[tuple[str, ...], ...]
+    fact_types: dict[str, str]
+    pairs: tuple[tuple[str, str, str], ...]
+    sink: list[str]
+    rule_count: int
+
+
+def _action(sink: list[str], name: str) -> Callable[[Any], None]:
+    def act(_closure: Any) -> None:
+        sink.append(name)
+
+    return act
+
+
+def _pairs(c: cond.Condition) -> list[tuple[str, str, str]]:
+    if isinstance(c, cond.Compare) and isinstance(c.operand, cond.FactRef):
+        return [(pair_key(c), c.fact, c.operand.path)]
+    if isinstance(c, cond.All | cond.AnyOf):
+        return [p for i in c.items for p in _pairs(i)]
+    if isinstance(c, cond.Not):
+        return _pairs(c.item)
+    return []
+
+
+def compile_rules(rules: ResolvedRules, fact_types: Mapping[str, str]) -> CompiledRuleset:
+    """Compile resolved rules (parameters inlined as constants) to one durable_rules ruleset."""
+    sink: list[str] = []
+    definition: dict[str, Any] = {
+        "sentinel": {"all": [{"m": {"kind": "case"}}], "run": _action(sink, "sentinel")}
+    }
+    used_facts: list[str] = []
+    per_criterion: list[tuple[str, ...]] = []
+    pairs: list[tuple[str, str, str]] = []
+    for index, crit in enumerate(rules.criteria):
+        read = cond.facts_of(crit.applies) + cond.facts_of(crit.holds)
+        per_criterion.append(tuple(dict.fromkeys(read)))
+        used_facts += read
+        pairs += _pairs(crit.applies) + _pairs(crit.holds)
+        for result, expr in criterion_exprs(crit.applies, crit.holds, rules.param_values).items():
+            for k, term in enumerate(dnf(expr)):
+                rule_name = f"{index}__{result}__{k}"
+                definition[rule_name] = {"all": [{"m": _pattern(term)}], "run": _action(sink, rule_name)}
+    name = "kmrules_" + rules.rules_hash[:24]
+    host = QuietHost()
+    host.register_rulesets({name: definition})
+    return CompiledRuleset(
+        name=name,
+        host=host,
+        criterion_ids=tuple(c.id for c in rules.criteria),
+        criterion_facts=tuple(per_criterion),
+        fact_types={p: fact_types[p] for p in dict.fromkeys(used_facts)},
+        pairs=tuple(dict.fromkeys(pairs)),
+        sink=sink,
+        rule_count=len(definition),
+    )
+
+
+def encode_fact(compiled: CompiledRuleset, facts: Mapping[str, Any]) -> dict[str, Any]:
+    """Every fact the rules read, always present and typed, with an explicit known flag."""
+    fact: dict[str, Any] = {"kind": "case", "serial": next(_SERIAL)}
+    for path, ftype in compiled.fact_types.items():
+        value = facts.get(path)
+        fact[known_key(path)] = value is not None
+        fact[fact_key(path)] = _PLACEHOLDER[ftype] if value is None else encode_value(value)
+    for key, left, right in compiled.pairs:
+        a, b = facts.get(left), facts.get(right)
+        if a is None or b is None:
+            fact[key] = 0
+        elif isinstance(a, dt.date | int | float) and not isinstance(a, bool):
+            fact[key] = encode_value(a) - encode_value(b)
+        else:
+            fact[key] = 0 if a == b else 1
+    return fact
+
+
+class DurableBackend:
+    """Runs compiled rulesets one case at a time, under one lock, never trusting silence."""
+
+    def __init__(self) -> None:
+        self._compiled: dict[str, CompiledRuleset] = {}
+
+    def compiled(self, rules: ResolvedRules, fact_types: Mapping[str, str]) -> CompiledRuleset:
+        found = self._compiled.get(rules.rules_hash)
+        if found is None:
+            found = compile_rules(rules, fact_types)
+            self._compiled[rules.rules_hash] = found
+        return found
+
+    def run(self, rules: ResolvedRules, facts: Mapping[str, Any], fact_types: Mapping[str, str]) -> dict[str, Result]:
+        """Result per criterion id; EngineError unless every criterion fired exactly one rule."""
+        with _LOCK:
+            compiled = self.compiled(rules, fact_types)
+            fact = encode_fact(compiled, facts)
+            compiled.sink.clear()
+            try:
+                compiled.host.assert_fact(compiled.name, fact)
+            except Exception as exc:
+                self._discard(compiled, fact)
+                raise EngineError(f"durable_rules failed on assert: {exc!r}") from exc
+            fired = list(compiled.sink)
+            compiled.sink.clear()
+            try:
+                compiled.host.retract_fact(compiled.name, fact)
+            except Exception as exc:
+                self._discard(compiled, None)
+                raise EngineError(f"durable_rules failed on retract: {exc!r}") from exc
+        return _read_firings(compiled, fired, fact)
+
+    def _discard(self, compiled: CompiledRuleset, fact: dict[str, Any] | None) -> None:
+        """A host that raised is never reused: the next decision compiles a fresh one."""
+        if fact is not None:
+            try:
+                compiled.host.retract_fact(compiled.name, fact)
+            except Exception:  # noqa: S110 - the host is being thrown away; the caller raises
+                pass
+        for key, value in list(self._compiled.items()):
+            if value is compiled:
+                del self._compiled[key]
+
+
+def _read_firings(compiled: CompiledRuleset, fired: list[str], fact: Mapping[str, Any]) -> dict[str, Result]:
+    """Exactly one result per criterion; silence only where a fact it reads is unknown."""
+    if fired.count("sentinel") != 1:
+        raise EngineError(f"sentinel fired {fired.count('sentinel')} times: the case was not seen exactly once")
+    by_index: dict[int, set[str]] = {}
+    for name in fired:
+        if name == "sentinel":
+            continue
+        index, result, _term = name.split("__")
+        by_index.setdefault(int(index), set()).add(result)
+    results: dict[str, Result] = {}
+    for index, crit_id in enumerate(compiled.criterion_ids):
+        got = by_index.get(index, set())
+        if len(got) > 1:
+            raise EngineError(f"criterion {crit_id}: contradictory results {sorted(got)}")
+        if got:
+            results[crit_id] = got.pop()  # type: ignore[assignment]
+            continue
+        if all(fact[known_key(p)] for p in compiled.criterion_facts[index]):
+            raise EngineError(
+                f"criterion {crit_id}: no rule fired although every fact it reads is known "
+                "(the engine failed open)"
+            )
+        results[crit_id] = "undetermined"
+    return results

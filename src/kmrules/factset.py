@@ -1,0 +1,44 @@
+"""Build the fact set of one case under resolved rules: the case's fields plus derived facts.
+
+A derived fact whose inputs are unknown is itself unknown (None) and remembers which
+case fields it was waiting for, so `missing` can name real input fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from kmrules.derive import REGISTRY
+from kmrules.resolve import ResolvedRules
+
+
+def derive_facts(rules: ResolvedRules, case_facts: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, set[str]]]:
+    """Return (facts, inputs) where inputs maps each derived fact to the case fields it reads."""
+    facts = dict(case_facts)
+    inputs: dict[str, set[str]] = {}
+    params = rules.param_values
+    for derived in rules.derived:
+        fn = REGISTRY[derived.fn]
+        args: list[Any] = []
+        sources: set[str] = set()
+        for arg in derived.args:
+            if "fact" in arg:
+                sources |= inputs.get(arg["fact"], {arg["fact"]})
+                args.append(facts.get(arg["fact"]))
+            elif "param" in arg:
+                args.append(params[arg["param"]])
+            else:
+                args.append(arg["value"])
+        inputs[derived.name] = sources
+        required_unknown = any(a is None and not t.endswith("?") for a, t in zip(args, fn.arg_types, strict=True))
+        facts[derived.name] = None if required_unknown else fn.function(*args)
+    return facts, inputs
+
+
+def input_fields(names: set[str], inputs: Mapping[str, set[str]]) -> set[str]:
+    """Map fact names (case or derived) to the case input fields behind them."""
+    out: set[str] = set()
+    for name in names:
+        out |= inputs.get(name, {name})
+    return out
