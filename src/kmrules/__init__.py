@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from kmrules.decide import decide, get_rulebook  # noqa: E402
-from kmrules.model import Decision  # noqa: E402
+from kmrules.decide import decide, get_rulebook
+from kmrules.model import Decision
 
 __all__ = ["Decision", "__version__", "decide", "get_rulebook"]

@@ -17,7 +17,7 @@ from kmrules import __version__
 from kmrules import conditions as cond
 from kmrules.engine import ENGINE_NAME, DurableBackend
 from kmrules.factset import derive_facts, input_fields
-from kmrules.model import Amount, Decision, Finding, LegalBasis, ParameterUsed, Receipt, RuleVersionUsed
+from kmrules.model import Amount, Decision, Finding, LegalBasis, Receipt
 from kmrules.oracle import Result, evaluate_criteria
 from kmrules.overlay import stack_for
 from kmrules.request import parse_request
@@ -59,7 +59,15 @@ def decide(request: dict[str, Any], *, rules_dir: str | Path | None = None, back
 
 def fact_types(book: Rulebook, rules: ResolvedRules) -> dict[str, str]:
     """Types of every fact the scheme's rules may read (case fields and derived facts)."""
-    return dict(type_context(book, book.scheme(rules.scheme)).fact_types)
+    key = (id(book), rules.scheme)
+    found = _FACT_TYPES.get(key)
+    if found is None or found[0] is not book:
+        found = (book, dict(type_context(book, book.scheme(rules.scheme)).fact_types))
+        _FACT_TYPES[key] = found
+    return found[1]
+
+
+_FACT_TYPES: dict[tuple[int, str], tuple[Rulebook, dict[str, str]]] = {}
 
 
 def run_criteria(book: Rulebook, rules: ResolvedRules, facts: Mapping[str, Any], backend: Backend) -> dict[str, Result]:
@@ -121,8 +129,8 @@ def _pick(values: dict[str, Any]) -> Any:
 
 
 def _finding(crit: ResolvedCriterion, result: Result, facts: Mapping[str, Any], params: Mapping[str, Any], inputs: Mapping[str, set[str]]) -> Finding:
-    observed = _pick({p: _display(facts.get(p)) for p in cond.facts_of(crit.holds)})
-    required = _pick({p: _display(params[p]) for p in cond.params_of(crit.holds)})
+    observed = _pick({p: _display(facts.get(p)) for p in crit.observed_facts})
+    required = _pick({p: _display(params[p]) for p in crit.required_params})
     missing: set[str] = set()
     if result == "undetermined":
         undecided = cond.undecided_facts(crit.applies, facts, params)
@@ -136,14 +144,15 @@ def _finding(crit: ResolvedCriterion, result: Result, facts: Mapping[str, Any], 
         "undetermined": "Cannot be decided: missing {missing}.",
     }[result]
     values = {"observed": _text(observed), "required": _text(required), "title": crit.title, "missing": ", ".join(sorted(missing))}
-    return Finding(
+    # model_construct: every value here comes from validated rules and a validated case
+    return Finding.model_construct(
         rule=crit.id,
         title=crit.title,
         version=crit.version,
         result=result,
         observed=observed,
         required=required,
-        legal_basis=[LegalBasis(**b.model_dump()) for b in crit.legal_basis],
+        legal_basis=list(crit.basis),
         explanation=template.format_map(values),
         missing=sorted(missing),
     )
@@ -199,36 +208,14 @@ def _params_behind(fact: str, rules: ResolvedRules) -> set[str]:
 
 
 def _receipt(rules: ResolvedRules) -> Receipt:
-    versions = {
-        c.id: RuleVersionUsed(
-            version=c.version,
-            valid_from=c.valid_from,
-            valid_until=c.valid_until,
-            reason=f"in force on the application date {rules.on.isoformat()}",
-        )
-        for c in rules.criteria
-    }
-    for spec in rules.not_in_force:
-        versions[spec.id] = RuleVersionUsed(
-            version=None, reason=f"no version in force on {rules.on.isoformat()}"
-        )
-    return Receipt(
+    return Receipt.model_construct(
         engine=ENGINE_NAME,
         kmrules_version=__version__,
         rules_hash=rules.rules_hash,
         variant=rules.stack.label,
         variants=rules.stack.ids,
         decision_date=rules.on,
-        parameters={
-            n: ParameterUsed(
-                value=_display(p.value),
-                unit=p.unit,
-                valid_from=p.valid_from,
-                valid_until=p.valid_until,
-                references=list(p.references),
-                changed_by=list(p.changed_by),
-            )
-            for n, p in rules.params.items()
-        },
-        rule_versions=versions,
+        parameters=rules.receipt_parameters,
+        rule_versions=rules.receipt_versions,
+        ledger=None,
     )

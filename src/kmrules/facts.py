@@ -157,11 +157,12 @@ def build_model(facts: dict[str, FactSpec], name: str = "Case") -> type[BaseMode
 
 def flatten(case: BaseModel, facts: dict[str, FactSpec]) -> dict[str, Any]:
     """Dotted path -> value for every catalogued fact; absent (or null) fields are None."""
-    dumped = case.model_dump(mode="python")
     flat: dict[str, Any] = {}
     for path in facts:
-        node: Any = dumped
+        node: Any = case
         for part in path.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
+            node = getattr(node, part, None)
+            if node is None:
+                break
         flat[path] = node.value if isinstance(node, Enum) else node
     return flat

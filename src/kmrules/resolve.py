@@ -7,6 +7,8 @@ result for the receipt. Cached: resolving is pure.
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -15,7 +17,8 @@ from functools import lru_cache
 from typing import Any
 
 from kmrules import conditions as cond
-from kmrules.errors import Problem, RuleFileError
+from kmrules.errors import ParameterNotDefinedError, Problem, RuleFileError
+from kmrules.model import LegalBasis, ParameterUsed, RuleVersionUsed
 from kmrules.overlay import ResolvedParam, VariantStack, overlay_criteria, resolve_param, stack_key
 from kmrules.rulebook import Rulebook, type_context
 from kmrules.rulefiles import AmountSpec, CriterionSpec, DerivedSpec, Reference
@@ -36,6 +39,9 @@ class ResolvedCriterion:
     explain_pass: str
     explain_fail: str
     explain_not_applicable: str | None
+    observed_facts: tuple[str, ...]
+    required_params: tuple[str, ...]
+    basis: tuple[LegalBasis, ...]
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,8 @@ class ResolvedRules:
     structure_key: str
     rules_hash: str
     overlaid_by: tuple[str, ...]
+    receipt_parameters: dict[str, ParameterUsed]
+    receipt_versions: dict[str, RuleVersionUsed]
 
     @property
     def param_values(self) -> dict[str, Any]:
@@ -73,8 +81,44 @@ def _in_force(valid_from: dt.date | None, valid_until: dt.date | None, on: dt.da
 
 
 def resolve(book: Rulebook, scheme_id: str, stack: VariantStack, on: dt.date) -> ResolvedRules:
-    """Resolve (cached per rulebook, scheme, stack and date)."""
-    return _resolve_cached(_BookHandle(book), scheme_id, stack_key(stack), stack, on)
+    """Resolve for a date; cached per interval between change dates, so two dates with the
+    same parameter values and criterion versions share one resolution (and one compiled
+    engine ruleset)."""
+    handle = _BookHandle(book)
+    key = stack_key(stack)
+    bounds = _boundaries(handle, scheme_id, key, stack)
+    index = bisect.bisect_right(bounds, on) - 1
+    start = bounds[index] if index >= 0 else dt.date.min
+    try:
+        resolved = _resolve_cached(handle, scheme_id, key, stack, start)
+    except ParameterNotDefinedError as exc:
+        raise ParameterNotDefinedError(exc.name, on.isoformat(), str(exc).split(": ", 1)[-1]) from exc
+    return dataclasses.replace(resolved, on=on)
+
+
+@lru_cache(maxsize=1024)
+def _boundaries(handle: _BookHandle, scheme_id: str, key: str, stack: VariantStack) -> list[dt.date]:
+    """Every date on which a parameter value or a criterion version may change."""
+    book = handle.book
+    days: set[dt.date] = set()
+    for spec in book.parameters.values():
+        for value in spec.values:
+            days.add(value.valid_from)
+            if value.until is not None:
+                days.add(value.until + dt.timedelta(days=1))
+    for variant in stack.variants:
+        for override in variant.parameters.values():
+            for value in override.values or []:
+                days.add(value.valid_from)
+                if value.until is not None:
+                    days.add(value.until + dt.timedelta(days=1))
+    specs, _, _ = overlay_criteria(book, stack, scheme_id)
+    for crit in specs:
+        if crit.valid_from is not None:
+            days.add(crit.valid_from)
+        if crit.valid_until is not None:
+            days.add(crit.valid_until + dt.timedelta(days=1))
+    return sorted(days)
 
 
 class _BookHandle:
@@ -117,8 +161,12 @@ def _resolve_cached(handle: _BookHandle, scheme_id: str, key: str, stack: Varian
             explain_pass=s.explain_pass,
             explain_fail=s.explain_fail,
             explain_not_applicable=s.explain_not_applicable,
+            observed_facts=tuple(cond.facts_of(holds)),
+            required_params=tuple(cond.params_of(holds)),
+            basis=tuple(LegalBasis(**b.model_dump()) for b in s.legal_basis),
         )
         for s in specs
+        for holds in [build(s.holds_when, s.id)]
         if _in_force(s.valid_from, s.valid_until, on)
     )
     in_force_ids = {c.id for c in criteria}
@@ -149,6 +197,29 @@ def _resolve_cached(handle: _BookHandle, scheme_id: str, key: str, stack: Varian
         sort_keys=True,
         default=str,
     )
+    receipt_parameters = {
+        n: ParameterUsed(
+            value=p.value.isoformat() if isinstance(p.value, dt.date) else p.value,
+            unit=p.unit,
+            valid_from=p.valid_from,
+            valid_until=p.valid_until,
+            references=list(p.references),
+            changed_by=list(p.changed_by),
+        )
+        for n, p in params.items()
+    }
+    receipt_versions = {
+        c.id: RuleVersionUsed(
+            version=c.version,
+            valid_from=c.valid_from,
+            valid_until=c.valid_until,
+            reason="the only version" if c.valid_from is None and c.valid_until is None
+            else "the version in force on the application date",
+        )
+        for c in criteria
+    }
+    for spec in dormant.values():
+        receipt_versions[spec.id] = RuleVersionUsed(reason="no version in force on the application date")
     return ResolvedRules(
         scheme=scheme_id,
         stack=stack,
@@ -162,4 +233,6 @@ def _resolve_cached(handle: _BookHandle, scheme_id: str, key: str, stack: Varian
         structure_key=structure_key,
         rules_hash=hashlib.sha256(full.encode()).hexdigest(),
         overlaid_by=tuple(origins),
+        receipt_parameters=receipt_parameters,
+        receipt_versions=receipt_versions,
     )

@@ -203,7 +203,7 @@ def check_derived(book: Rulebook, scheme: SchemeFile, source: str) -> list[Probl
             got = _arg_type(arg, known, book)
             if got is None:
                 problems.append(Problem(where, f"argument {arg!r} is not a known fact, parameter or literal"))
-            elif not (got == want or {got, want} <= {"number", "integer"} and want == "number"):
+            elif not (got == want or ({got, want} <= {"number", "integer"} and want == "number")):
                 problems.append(Problem(where, f"argument {arg!r} is {got}, {derived.fn} needs {want}"))
         known[derived.name] = fn.result_type
     return problems

@@ -1,0 +1,127 @@
+"""Explained decisions per second through kmrules.decide vs bare durable_rules (the ceiling).
+
+Run: .venv/bin/python benchmarks/bench_decide.py [--cases 100000] [--rss-decisions 1000000]
+Prints decisions/s, p50/p99 latency, the bare-engine figure on the same compiled rules and
+firings, their ratio, and RSS before and after the long run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import resource
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+
+import kmrules
+from kmrules.engine import _assert_collect_retract, encode_fact
+from kmrules.facts import flatten
+from kmrules.factset import derive_facts
+from kmrules.overlay import stack_for
+from kmrules.resolve import resolve
+
+decide_module = importlib.import_module("kmrules.decide")
+
+
+def random_requests(n: int, seed: int = 7) -> list[dict[str, Any]]:
+    """Valid knowledge-migrant and EU Blue Card requests spread over 2021-2026."""
+    rng = np.random.default_rng(seed)
+    start = dt.date(2021, 1, 1).toordinal()
+    out = []
+    for i in range(n):
+        on = dt.date.fromordinal(start + int(rng.integers(0, 6 * 365)))
+        birth = dt.date.fromordinal(on.toordinal() - int(rng.integers(20 * 365, 55 * 365)))
+        grad = dt.date.fromordinal(on.toordinal() - int(rng.integers(100, 15 * 365)))
+        case = {
+            "application_date": on.isoformat(),
+            "application_kind": ["first", "extension", "change_of_employer"][int(rng.integers(0, 3))],
+            "applicant": {
+                "birth_date": birth.isoformat(),
+                "nationality": ["IN", "TR", "US", "CN"][int(rng.integers(0, 4))],
+                "graduation": {"date": grad.isoformat(), "country": ["NL", "IN"][int(rng.integers(0, 2))],
+                               "level": ["bachelor", "master", "phd"][int(rng.integers(0, 3))], "top200": bool(rng.integers(0, 2))},
+                "search_year_permit": {"held": bool(rng.integers(0, 2)), "end_date": on.isoformat()},
+                "first_admission": {"date": grad.isoformat(), "criterion": ["under_30", "age_30_plus", "reduced"][int(rng.integers(0, 3))]},
+                "relevant_experience_years": float(rng.integers(0, 10)),
+            },
+            "employer": {"recognised_sponsor": bool(rng.random() < 0.9)},
+            "job": {"gross_monthly_salary": float(rng.integers(2000, 7000)), "position": "regular",
+                    "contract_months": int(rng.integers(3, 36)), "market_conform": bool(rng.random() < 0.95)},
+        }
+        out.append({"scheme": "knowledge_migrant" if i % 4 else "eu_blue_card", "case": case})
+    return out
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_wrapper(requests: list[dict[str, Any]]) -> tuple[float, list[float]]:
+    latencies = []
+    t0 = time.perf_counter()
+    for request in requests:
+        t = time.perf_counter_ns()
+        kmrules.decide(request)
+        latencies.append((time.perf_counter_ns() - t) / 1e6)
+    return len(requests) / (time.perf_counter() - t0), latencies
+
+
+def bench_bare(requests: list[dict[str, Any]]) -> float:
+    """Same compiled rulesets and firings, facts pre-encoded: only assert + actions + retract."""
+    book = kmrules.get_rulebook()
+    prepared = []
+    for request in requests:
+        case = book.catalogue.model.model_validate(request["case"])
+        flat = flatten(case, book.catalogue.facts)
+        rules = resolve(book, request["scheme"], stack_for(book, "baseline"), flat["application_date"])
+        facts, _ = derive_facts(rules, flat)
+        compiled = decide_module._DURABLE.compiled(rules, decide_module.fact_types(book, rules))
+        prepared.append((compiled, encode_fact(compiled, facts)))
+    t0 = time.perf_counter()
+    for compiled, fact in prepared:
+        _assert_collect_retract(compiled, fact)
+    return len(prepared) / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cases", type=int, default=100_000)
+    parser.add_argument("--rss-decisions", type=int, default=1_000_000)
+    args = parser.parse_args()
+
+    requests = random_requests(args.cases)
+    for request in requests[:2000]:  # warm caches (compile every ruleset once)
+        kmrules.decide(request)
+    rate, latencies = bench_wrapper(requests)
+    q = statistics.quantiles(latencies, n=100)
+    bare = bench_bare(requests[: min(len(requests), 50_000)])
+    outcomes = {o: sum(1 for r in requests[:5000] if kmrules.decide(r).outcome == o) for o in ("granted", "refused", "undetermined")}
+    print(f"cases: {len(requests)} (outcome mix of first 5000: {outcomes})")
+    print(f"kmrules.decide: {rate:,.0f} explained decisions/s; p50 {q[49]:.3f} ms, p99 {q[98]:.3f} ms")
+    print(f"bare durable_rules (same rules, same firings): {bare:,.0f} decisions/s")
+    print(f"ratio wrapper/bare: {rate / bare:.2f}")
+
+    before = rss_mib()
+    done = 0
+    t0 = time.perf_counter()
+    while done < args.rss_decisions:
+        for request in requests:
+            kmrules.decide(request)
+            done += 1
+            if done >= args.rss_decisions:
+                break
+        print(f"  {done:,} decisions, RSS {rss_mib():.1f} MiB", flush=True)
+    print(f"RSS before {before:.1f} MiB, after {args.rss_decisions:,} decisions {rss_mib():.1f} MiB "
+          f"({args.rss_decisions / (time.perf_counter() - t0):,.0f}/s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,368 @@
+"""The transactional quota ledger on SQLite or PostgreSQL.
+
+Every write runs in one short transaction that first locks the counter rows of the periods
+that bound it (in sorted order, so two transactions never deadlock), decides with
+`reservation_outcome`, then changes places and counters together. Lock waits and
+serialisation conflicts are retried a bounded number of times; a failure anywhere rolls
+the whole transaction back, so there is never a partial write.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, date, datetime
+from typing import TypeVar
+
+from sqlalchemy import Connection, Engine, exists, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from kmrules.quota.definitions import QuotaDefinition
+from kmrules.quota.errors import (
+    InvalidCaseIdError,
+    LedgerBusyError,
+    LedgerInvariantError,
+    NothingHeldError,
+)
+from kmrules.quota.models import Released, Reservation, Usage
+from kmrules.quota.outcome import HeldPlace, reservation_outcome
+from kmrules.quota.periods import constraining_periods, effective_limit, period_key
+from kmrules.store.database import read_only
+from kmrules.store.retry import is_transient
+from kmrules.store.tables import quota_counters as counters
+from kmrules.store.tables import quota_places as places
+
+__all__ = ["Ledger", "OnCommit", "OnResult", "Released", "Reservation", "Usage"]
+
+T = TypeVar("T")
+OnCommit = Callable[[Connection], None]
+"""Runs inside the ledger's transaction, before commit; if it raises, nothing is written."""
+OnResult = Callable[[Connection, Reservation], None]
+"""Like OnCommit, and also sees the answer (e.g. to write it into the audit row)."""
+
+
+class _Conflict(Exception):
+    """A unique index caught a concurrent conflicting write; run the transaction again."""
+
+
+class _CallbackFailed(Exception):
+    """Carries a caller's callback exception past the retry loop, which must not retry it."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(repr(original))
+        self.original = original
+
+
+class Ledger:
+    """Places of quotas and target figures, held per case, in a SQL database."""
+
+    def __init__(
+        self, engine: Engine, *, max_attempts: int = 8, backoff_seconds: float = 0.02
+    ) -> None:
+        self._engine = engine
+        self._max_attempts = max_attempts
+        self._backoff = backoff_seconds
+
+    def reserve(
+        self,
+        defn: QuotaDefinition,
+        application_date: date,
+        case_id: str,
+        *,
+        on_commit: OnCommit | None = None,
+        on_result: OnResult | None = None,
+    ) -> Reservation:
+        """Take a place for a case (idempotent: a retry gets the same place, already_held).
+
+        Quota: refused when the period is full. Target: always granted, `exceeded` when over.
+        The callbacks run in the same transaction for every answer, granted or refused.
+        """
+        _check_case_id(case_id)
+        key = period_key(defn, application_date)
+
+        def work(conn: Connection) -> Reservation:
+            answer = self._answer(conn, defn, key, case_id, lock=True)
+            if answer.granted and not answer.already_held and answer.place_no is not None:
+                self._take(conn, defn, answer, answer.place_no)
+            _call(on_commit, conn)
+            if on_result is not None:
+                _call(lambda c: on_result(c, answer), conn)
+            return answer
+
+        return self._run(work, write=True)
+
+    def peek(self, defn: QuotaDefinition, application_date: date, case_id: str) -> Reservation:
+        """What `reserve` would answer now, writing nothing (a dry run)."""
+        _check_case_id(case_id)
+        key = period_key(defn, application_date)
+        return self._run(lambda conn: self._answer(conn, defn, key, case_id, lock=False))
+
+    def release(
+        self, case_id: str, quota_id: str | None = None, *, on_commit: OnCommit | None = None
+    ) -> list[Released]:
+        """Give back the case's places (of one quota, or all); NothingHeldError if none held."""
+        _check_case_id(case_id)
+
+        def work(conn: Connection) -> list[Released]:
+            released = self._release(conn, case_id, quota_id)
+            _call(on_commit, conn)
+            return released
+
+        return self._run(work, write=True)
+
+    def usage(self, defn: QuotaDefinition, period_key: str) -> Usage:
+        """How full one period of a quota is."""
+        return self._run(lambda conn: self._usage(conn, defn, period_key))
+
+    def usage_all(self, defns: Iterable[QuotaDefinition]) -> list[Usage]:
+        """Usage of every period in which a definition holds places now (used > 0)."""
+        wanted = list(defns)
+
+        def work(conn: Connection) -> list[Usage]:
+            lines: list[Usage] = []
+            for defn in wanted:
+                stmt = select(counters.c.period_key).where(
+                    counters.c.quota_id == defn.id, counters.c.used > 0
+                )
+                for key in sorted(conn.scalars(stmt)):
+                    lines.append(self._usage(conn, defn, key))
+            return sorted(lines, key=lambda u: (u.quota_id, u.period_key))
+
+        return self._run(work)
+
+    def verify(self, quota_ids: Iterable[str] | None = None) -> list[str]:
+        """Problems found comparing counters with active places (of some quotas, or all).
+
+        Empty when consistent; a health check for operators and tests.
+        """
+        only = None if quota_ids is None else list(quota_ids)
+
+        def work(conn: Connection) -> list[str]:
+            active = (
+                select(places.c.quota_id, places.c.period_key, func.count().label("n"))
+                .where(places.c.released_at.is_(None))
+                .group_by(places.c.quota_id, places.c.period_key)
+            )
+            stored_q = select(counters.c.quota_id, counters.c.period_key, counters.c.used)
+            if only is not None:
+                active = active.where(places.c.quota_id.in_(only))
+                stored_q = stored_q.where(counters.c.quota_id.in_(only))
+            counted = {(q, p): int(n) for q, p, n in conn.execute(active)}
+            stored = {(q, p): int(u) for q, p, u in conn.execute(stored_q)}
+            return [
+                f"{q} {p}: counter says {stored.get((q, p), 0)}, active places {n}"
+                for (q, p) in sorted(set(counted) | set(stored))
+                if (n := counted.get((q, p), 0)) != stored.get((q, p), 0)
+            ]
+
+        return self._run(work)
+
+    # -- transactions -------------------------------------------------------------------
+
+    def _run(self, work: Callable[[Connection], T], *, write: bool = False) -> T:
+        last: BaseException | None = None
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                with self._engine.connect() as conn:
+                    if not write:
+                        _as_reader(conn)
+                    with conn.begin():
+                        return work(conn)
+            except _CallbackFailed as failed:
+                raise failed.original from None
+            except _Conflict as exc:
+                last = exc
+            except DBAPIError as exc:
+                if not is_transient(exc):
+                    raise
+                last = exc
+            if attempt < self._max_attempts:
+                time.sleep(self._backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
+        assert last is not None
+        raise LedgerBusyError(self._max_attempts, last) from last
+
+    def _answer(
+        self, conn: Connection, defn: QuotaDefinition, key: str, case_id: str, *, lock: bool
+    ) -> Reservation:
+        periods = constraining_periods(defn, key)
+        used = (
+            _lock_counters(conn, defn.id, periods)
+            if lock
+            else _read_counters(conn, defn.id, periods)
+        )
+        return reservation_outcome(
+            defn,
+            key,
+            case_id,
+            used,
+            _held(conn, defn.id, case_id),
+            lambda: _next_place(conn, defn.id, key, used.get(key, 0)),
+        )
+
+    def _take(
+        self, conn: Connection, defn: QuotaDefinition, answer: Reservation, place_no: int
+    ) -> None:
+        try:
+            conn.execute(
+                places.insert().values(
+                    quota_id=defn.id,
+                    period_key=answer.period_key,
+                    case_id=answer.case_id,
+                    place_no=place_no,
+                    reserved_at=datetime.now(UTC),
+                )
+            )
+        except IntegrityError as exc:
+            raise _Conflict(str(exc.orig)) from exc
+        stmt = counters.update().where(
+            counters.c.quota_id == defn.id, counters.c.period_key == answer.period_key
+        )
+        if defn.kind == "quota":
+            stmt = stmt.where(counters.c.used < answer.limit)
+        if conn.execute(stmt.values(used=counters.c.used + 1)).rowcount != 1:
+            raise LedgerInvariantError(
+                f"counter of {defn.id} {answer.period_key} changed under lock"
+            )
+
+    def _release(self, conn: Connection, case_id: str, quota_id: str | None) -> list[Released]:
+        held = select(places.c.quota_id, places.c.period_key).where(
+            places.c.case_id == case_id, places.c.released_at.is_(None)
+        )
+        if quota_id is not None:
+            held = held.where(places.c.quota_id == quota_id)
+        keys = sorted({(q, p) for q, p in conn.execute(held)})
+        now = datetime.now(UTC)
+        released: list[Released] = []
+        for q, p in keys:
+            _lock_counters(conn, q, [p])
+            active = (
+                places.c.case_id == case_id,
+                places.c.quota_id == q,
+                places.c.period_key == p,
+                places.c.released_at.is_(None),
+            )
+            numbers = list(conn.scalars(select(places.c.place_no).where(*active)))
+            if not numbers:
+                continue
+            conn.execute(places.update().where(*active).values(released_at=now))
+            stmt = (
+                counters.update()
+                .where(counters.c.quota_id == q, counters.c.period_key == p)
+                .where(counters.c.used >= len(numbers))
+                .values(used=counters.c.used - len(numbers))
+            )
+            if conn.execute(stmt).rowcount != 1:
+                raise LedgerInvariantError(f"counter of {q} {p} is below its active places")
+            released += [
+                Released(quota_id=q, period_key=p, case_id=case_id, place_no=n, released_at=now)
+                for n in numbers
+            ]
+        if not released:
+            raise NothingHeldError(case_id, quota_id)
+        return released
+
+    def _usage(self, conn: Connection, defn: QuotaDefinition, key: str) -> Usage:
+        used = _read_counters(conn, defn.id, constraining_periods(defn, key))
+        limit = effective_limit(defn, key, used)
+        n = used.get(key, 0)
+        return Usage(
+            quota_id=defn.id,
+            period_key=key,
+            used=n,
+            limit=limit,
+            kind=defn.kind,
+            remaining=max(0, limit - n),
+        )
+
+
+# -- statements -------------------------------------------------------------------------
+
+
+def _lock_counters(conn: Connection, quota_id: str, periods: list[str]) -> dict[str, int]:
+    """Create missing counter rows and lock them, in sorted order; returns used per period."""
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    used: dict[str, int] = {}
+    for key in sorted(periods):
+        conn.execute(
+            insert(counters)
+            .values(quota_id=quota_id, period_key=key, used=0)
+            .on_conflict_do_nothing(index_elements=["quota_id", "period_key"])
+        )
+        stmt = (
+            select(counters.c.used)
+            .where(counters.c.quota_id == quota_id, counters.c.period_key == key)
+            .with_for_update()
+        )
+        used[key] = int(conn.execute(stmt).scalar_one())
+    return used
+
+
+def _read_counters(conn: Connection, quota_id: str, periods: list[str]) -> dict[str, int]:
+    stmt = select(counters.c.period_key, counters.c.used).where(
+        counters.c.quota_id == quota_id, counters.c.period_key.in_(periods)
+    )
+    found: Mapping[str, int] = {k: int(u) for k, u in conn.execute(stmt)}
+    return {key: found.get(key, 0) for key in periods}
+
+
+def _held(conn: Connection, quota_id: str, case_id: str) -> HeldPlace | None:
+    stmt = select(places.c.period_key, places.c.place_no).where(
+        places.c.quota_id == quota_id,
+        places.c.case_id == case_id,
+        places.c.released_at.is_(None),
+    )
+    row = conn.execute(stmt).first()
+    return (str(row[0]), int(row[1])) if row is not None else None
+
+
+def _next_place(conn: Connection, quota_id: str, key: str, used: int) -> int:
+    """The lowest free place number: released numbers are taken again before new ones."""
+    if used == 0:
+        return 1
+    active = (
+        places.c.quota_id == quota_id,
+        places.c.period_key == key,
+        places.c.released_at.is_(None),
+    )
+    top = conn.scalar(select(func.max(places.c.place_no)).where(*active))
+    if top == used:
+        return used + 1
+    if conn.scalar(select(places.c.id).where(*active, places.c.place_no == 1).limit(1)) is None:
+        return 1
+    nxt = places.alias("nxt")
+    successor_free = ~exists().where(
+        nxt.c.quota_id == quota_id,
+        nxt.c.period_key == key,
+        nxt.c.released_at.is_(None),
+        nxt.c.place_no == places.c.place_no + 1,
+    )
+    return int(
+        conn.execute(
+            select(func.min(places.c.place_no + 1)).where(*active, successor_free)
+        ).scalar_one()
+    )
+
+
+def _as_reader(conn: Connection) -> None:
+    """Reads take no write lock on SQLite and see one snapshot on PostgreSQL."""
+    if conn.dialect.name == "postgresql":
+        conn.execution_options(isolation_level="REPEATABLE READ")
+    else:
+        read_only(conn)
+
+
+def _call(callback: OnCommit | None, conn: Connection) -> None:
+    if callback is None:
+        return
+    try:
+        callback(conn)
+    except BaseException as exc:
+        raise _CallbackFailed(exc) from exc
+
+
+def _check_case_id(case_id: str) -> None:
+    if not 1 <= len(case_id) <= 200:
+        raise InvalidCaseIdError(case_id)

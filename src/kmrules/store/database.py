@@ -1,0 +1,145 @@
+"""Engines and migrations for the two supported backends: SQLite (embedded) and PostgreSQL.
+
+SQLite gets WAL, a busy timeout, foreign keys and SQLAlchemy-controlled BEGIN: writers begin
+with BEGIN IMMEDIATE so they take the write lock up front (a deferred transaction that later
+writes can fail at once with "database is locked" instead of waiting); read-only work may opt
+into a deferred BEGIN with `read_only(conn)`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from kmrules.store.errors import UnsupportedDatabaseError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+VERSION_TABLE = "kmrules_alembic_version"
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+BEGIN_OPTION = "kmrules_sqlite_begin"
+MIGRATION_LOCK_KEY = zlib.crc32(b"kmrules.store.migrate")
+"""Key of the PostgreSQL advisory lock that serialises concurrent migrations."""
+_PG_DRIVERNAMES = ("postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2")
+
+
+def default_sqlite_url(data_dir: Path) -> str:
+    """The embedded database: one SQLite file in the data directory."""
+    return URL.create("sqlite", database=str(Path(data_dir) / "kmrules.sqlite")).render_as_string()
+
+
+def make_engine(
+    url: str,
+    *,
+    pool_size: int | None = None,
+    max_overflow: int | None = None,
+    echo: bool = False,
+    sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+) -> Engine:
+    """An engine for a SQLite or PostgreSQL URL (`postgresql://` is served by psycopg 3).
+
+    PostgreSQL lock waits are bounded by the server's `lock_timeout` (e.g. pass
+    `?options=-clock_timeout%3D5000` in the URL); SQLite's by `sqlite_busy_timeout_ms`.
+    """
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    kwargs: dict[str, Any] = {"echo": echo}
+    if pool_size is not None:
+        kwargs["pool_size"] = pool_size
+    if max_overflow is not None:
+        kwargs["max_overflow"] = max_overflow
+    if backend == "sqlite":
+        return _sqlite_engine(parsed, kwargs, sqlite_busy_timeout_ms)
+    if backend in ("postgresql", "postgres"):
+        if parsed.drivername not in _PG_DRIVERNAMES:
+            raise UnsupportedDatabaseError(
+                f"use postgresql+psycopg:// (psycopg 3), not {parsed.drivername}://"
+            )
+        parsed = parsed.set(drivername="postgresql+psycopg")
+        return create_engine(parsed, pool_pre_ping=True, **kwargs)
+    raise UnsupportedDatabaseError(f"unsupported database {backend!r}: use sqlite or postgresql")
+
+
+def read_only(conn: Connection) -> Connection:
+    """Mark a connection's transactions as reads: a deferred BEGIN on SQLite (no write lock)."""
+    return conn.execution_options(**{BEGIN_OPTION: "DEFERRED"})
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision; safe to run from several processes at once.
+
+    PostgreSQL: the whole upgrade runs in one transaction under an advisory lock, so a second
+    process waits and then finds the schema current. SQLite: the upgrade runs under
+    BEGIN IMMEDIATE, which has the same effect.
+    """
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """The Alembic configuration, built in code: no alembic.ini needed at run time."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def _sqlite_engine(url: URL, kwargs: dict[str, Any], busy_timeout_ms: int) -> Engine:
+    database = url.database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, **kwargs)
+
+    def on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        _sqlite_on_connect(dbapi_connection, busy_timeout_ms)
+
+    event.listen(engine, "connect", on_connect)
+    event.listen(engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+def _sqlite_on_connect(dbapi_connection: Any, busy_timeout_ms: int) -> None:
+    # SQLAlchemy emits BEGIN itself (see _sqlite_on_begin); the driver must not.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        _ensure_wal(cursor, busy_timeout_ms)
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _ensure_wal(cursor: Any, busy_timeout_ms: int) -> None:
+    """Switch a database to WAL (persistent, so normally once). The switch needs an exclusive
+    lock and does not wait on the busy handler, so a concurrent first use is retried here."""
+    if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    mode = conn.get_execution_options().get(BEGIN_OPTION, "IMMEDIATE")
+    conn.exec_driver_sql("BEGIN DEFERRED" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
