@@ -8,14 +8,11 @@ firings, their ratio, and RSS before and after the long run.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import importlib
 import resource
 import statistics
 import time
 from typing import Any
-
-import numpy as np
 
 import kmrules
 from kmrules.engine import _assert_collect_retract, encode_fact
@@ -23,37 +20,9 @@ from kmrules.facts import flatten
 from kmrules.factset import derive_facts
 from kmrules.overlay import stack_for
 from kmrules.resolve import resolve
+from kmrules.testing.population import synthetic_population
 
 decide_module = importlib.import_module("kmrules.decide")
-
-
-def random_requests(n: int, seed: int = 7) -> list[dict[str, Any]]:
-    """Valid knowledge-migrant and EU Blue Card requests spread over 2021-2026."""
-    rng = np.random.default_rng(seed)
-    start = dt.date(2021, 1, 1).toordinal()
-    out = []
-    for i in range(n):
-        on = dt.date.fromordinal(start + int(rng.integers(0, 6 * 365)))
-        birth = dt.date.fromordinal(on.toordinal() - int(rng.integers(20 * 365, 55 * 365)))
-        grad = dt.date.fromordinal(on.toordinal() - int(rng.integers(100, 15 * 365)))
-        case = {
-            "application_date": on.isoformat(),
-            "application_kind": ["first", "extension", "change_of_employer"][int(rng.integers(0, 3))],
-            "applicant": {
-                "birth_date": birth.isoformat(),
-                "nationality": ["IN", "TR", "US", "CN"][int(rng.integers(0, 4))],
-                "graduation": {"date": grad.isoformat(), "country": ["NL", "IN"][int(rng.integers(0, 2))],
-                               "level": ["bachelor", "master", "phd"][int(rng.integers(0, 3))], "top200": bool(rng.integers(0, 2))},
-                "search_year_permit": {"held": bool(rng.integers(0, 2)), "end_date": on.isoformat()},
-                "first_admission": {"date": grad.isoformat(), "criterion": ["under_30", "age_30_plus", "reduced"][int(rng.integers(0, 3))]},
-                "relevant_experience_years": float(rng.integers(0, 10)),
-            },
-            "employer": {"recognised_sponsor": bool(rng.random() < 0.9)},
-            "job": {"gross_monthly_salary": float(rng.integers(2000, 7000)), "position": "regular",
-                    "contract_months": int(rng.integers(3, 36)), "market_conform": bool(rng.random() < 0.95)},
-        }
-        out.append({"scheme": "knowledge_migrant" if i % 4 else "eu_blue_card", "case": case})
-    return out
 
 
 def rss_mib() -> float:
@@ -97,7 +66,7 @@ def main() -> None:
     parser.add_argument("--rss-decisions", type=int, default=1_000_000)
     args = parser.parse_args()
 
-    requests = random_requests(args.cases)
+    requests = synthetic_population(args.cases, schemes=("knowledge_migrant", "knowledge_migrant", "knowledge_migrant", "eu_blue_card"))
     for request in requests[:2000]:  # warm caches (compile every ruleset once)
         kmrules.decide(request)
     rate, latencies = bench_wrapper(requests)

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from kmrules.decide import decide, get_rulebook
-from kmrules.model import Decision
+from kmrules.catalogue import list_variants, measures  # noqa: E402
+from kmrules.compare import Comparison, compare  # noqa: E402
+from kmrules.decide import decide, get_rulebook  # noqa: E402
+from kmrules.model import Decision  # noqa: E402
 
-__all__ = ["Decision", "__version__", "decide", "get_rulebook"]
+__all__ = [
+    "Comparison",
+    "Decision",
+    "__version__",
+    "compare",
+    "decide",
+    "get_rulebook",
+    "list_variants",
+    "measures",
+]

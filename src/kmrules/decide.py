@@ -48,13 +48,30 @@ def get_rulebook(rules_dir: str | Path | None = None) -> Rulebook:
     return _cached_book(str(path.resolve()) if path else None)
 
 
-def decide(request: dict[str, Any], *, rules_dir: str | Path | None = None, backend: Backend = "durable", book: Rulebook | None = None) -> Decision:
-    """Decide one request (the pinned interface); raises typed kmrules errors on bad input."""
+def decide(
+    request: dict[str, Any],
+    *,
+    rules_dir: str | Path | None = None,
+    backend: Backend = "durable",
+    book: Rulebook | None = None,
+    explain_more: bool = True,
+) -> Decision:
+    """Decide one request (the pinned interface); raises typed kmrules errors on bad input.
+
+    On a refusal, `explain_more` adds the counterfactuals: `amounts.salary_needed` when a
+    salary criterion failed, and `counterfactuals.variants_that_grant`.
+    """
     book = book or get_rulebook(rules_dir)
     envelope, case_facts, on = parse_request(book, request)
     stack = stack_for(book, envelope.variant)
     rules = resolve(book, envelope.scheme, stack, on)
-    return decide_resolved(book, rules, case_facts, backend)
+    decision = decide_resolved(book, rules, case_facts, backend, explain_more=explain_more)
+    if explain_more and decision.outcome == "refused":
+        from kmrules.counterfactual import granting_variants
+
+        label = envelope.variant if isinstance(envelope.variant, str) else ""
+        decision.counterfactuals["variants_that_grant"] = granting_variants(book, request, label)
+    return decision
 
 
 def fact_types(book: Rulebook, rules: ResolvedRules) -> dict[str, str]:
@@ -77,7 +94,14 @@ def run_criteria(book: Rulebook, rules: ResolvedRules, facts: Mapping[str, Any],
     return _DURABLE.run(rules, facts, fact_types(book, rules))
 
 
-def decide_resolved(book: Rulebook, rules: ResolvedRules, case_facts: Mapping[str, Any], backend: Backend = "durable") -> Decision:
+def decide_resolved(
+    book: Rulebook,
+    rules: ResolvedRules,
+    case_facts: Mapping[str, Any],
+    backend: Backend = "durable",
+    *,
+    explain_more: bool = True,
+) -> Decision:
     """Decide a validated case under already-resolved rules."""
     facts, inputs = derive_facts(rules, case_facts)
     params = rules.param_values
@@ -93,7 +117,7 @@ def decide_resolved(book: Rulebook, rules: ResolvedRules, case_facts: Mapping[st
     missing = sorted({m for f in findings for m in f.missing})
     amounts = {a.spec.id: _amount(a.spec, a.applies, facts, params, inputs, rules) for a in rules.amounts}
     amounts = {k: v for k, v in amounts.items() if v is not None}
-    return Decision(
+    decision = Decision(
         outcome=outcome,
         scheme=rules.scheme,
         variant=rules.stack.label,
@@ -102,6 +126,13 @@ def decide_resolved(book: Rulebook, rules: ResolvedRules, case_facts: Mapping[st
         amounts=amounts,
         receipt=_receipt(rules),
     )
+    if explain_more and outcome == "refused":
+        from kmrules.counterfactual import salary_needed
+
+        needed = salary_needed(book, rules, case_facts, decision)
+        if needed is not None:
+            decision.amounts["salary_needed"] = needed
+    return decision
 
 
 def _display(value: Any) -> Any:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from kmrules.rulebook import Rulebook
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class VariantStack:
     """The variants of one request, in order, plus inline what-if parameter values."""
 
@@ -34,6 +34,12 @@ class VariantStack:
     variants: tuple[VariantFile, ...]
     order_wins: bool = False
     inline: tuple[tuple[str, Any], ...] = ()
+
+    def __hash__(self) -> int:
+        return hash(stack_key(self))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, VariantStack) and stack_key(self) == stack_key(other)
 
     @property
     def ids(self) -> list[str]:
@@ -64,26 +70,31 @@ class _Overrides:
 
 
 def stack_for(book: Rulebook, spec: Any) -> VariantStack:
-    """Normalise a request's `variant` (id, list of ids, or inline package) into a VariantStack."""
+    """Normalise a request's `variant` (id, list of ids, or inline package) into a VariantStack;
+    VariantConflictError when two of its variants set a parameter differently without an order."""
+    stack = _build(book, spec)
+    check_conflicts(stack)
+    return stack
+
+
+def _build(book: Rulebook, spec: Any) -> VariantStack:
     known = ["baseline", *sorted(book.variants), *sorted(book.packages)]
     if spec is None or spec == "baseline":
         return VariantStack("baseline", ())
     if isinstance(spec, str):
         if spec in book.packages:
             pkg = book.packages[spec].package
-            inner = stack_for(book, pkg.variants)
+            inner = _build(book, pkg.variants)
             return VariantStack(spec, inner.variants, pkg.order_wins)
         if spec not in book.variants:
             raise UnknownVariantError(spec, known)
         return VariantStack(spec, (book.variants[spec],))
     if isinstance(spec, list) and all(isinstance(s, str) for s in spec):
-        parts = [stack_for(book, s) for s in spec]
+        parts = [_build(book, s) for s in spec]
         variants = tuple(v for p in parts for v in p.variants)
-        stack = VariantStack("+".join(spec) if spec else "baseline", variants, any(p.order_wins for p in parts))
-        check_conflicts(stack)
-        return stack
+        return VariantStack("+".join(spec) if spec else "baseline", variants, any(p.order_wins for p in parts))
     if isinstance(spec, dict) and set(spec) <= {"base", "parameters", "order_wins"}:
-        base = stack_for(book, spec.get("base", []))
+        base = _build(book, spec.get("base", []))
         params = spec.get("parameters", {})
         if not isinstance(params, dict):
             raise RequestError([Problem("variant.parameters", "must be a mapping of parameter name to value")])
@@ -98,9 +109,7 @@ def stack_for(book: Rulebook, spec: Any) -> VariantStack:
             raise RequestError(problems)
         order_wins = bool(spec.get("order_wins", base.order_wins))
         label = base.label + "+what-if(" + ",".join(f"{k}={v}" for k, v in sorted(params.items())) + ")"
-        stack = VariantStack(label, base.variants, order_wins, tuple(sorted(params.items())))
-        check_conflicts(stack)
-        return stack
+        return VariantStack(label, base.variants, order_wins, tuple(sorted(params.items())))
     raise RequestError([Problem("variant", "must be a variant id, a list of ids, or {'base': [...], 'parameters': {...}}")])
 
 

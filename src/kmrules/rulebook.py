@@ -278,4 +278,24 @@ def check_cross_references(book: Rulebook) -> list[Problem]:
             if amount.applies_when is not None:
                 cond.parse(amount.applies_when, f"{source}: amount {amount.id}.applies_when", ctx, problems)
     problems += check_variants(book)
+    problems += _check_measures(book)
+    return problems
+
+
+def _check_measures(book: Rulebook) -> list[Problem]:
+    """Every measure names its section, effect and tracks; `encoded_by` names real rules."""
+    from kmrules.catalogue import Measure
+
+    source = str(book.root / "measures.yaml")
+    known = set(book.schemes) | set(book.variants) | set(book.packages)
+    problems: list[Problem] = []
+    for i, raw in enumerate(book.measures):
+        try:
+            measure = Measure.model_validate(raw)
+        except ValidationError as exc:
+            problems += [Problem(f"{source}: measures[{i}].{'.'.join(map(str, e['loc']))}", e["msg"]) for e in exc.errors()]
+            continue
+        for ref in measure.encoded_by:
+            if ref not in known:
+                problems.append(Problem(f"{source}: measures[{i}] (§{measure.section})", f"dangling reference: encoded_by {ref!r}"))
     return problems
