@@ -52,12 +52,18 @@ def test_mistyped_fact_is_an_engine_error_not_a_grant() -> None:
     case = kmrules.decide(EXAMPLE)  # the valid case grants
     assert case.outcome == "granted"
     facts = {
-        "application_date": dt.date(2023, 3, 15), "application_kind": "first",
-        "applicant.birth_date": dt.date(1991, 1, 10), "applicant.nationality": "IN",
-        "applicant.graduation.date": dt.date(2014, 7, 1), "applicant.graduation.country": "IN",
-        "applicant.graduation.level": "master", "applicant.graduation.top200": False,
-        "applicant.search_year_permit.held": False, "employer.recognised_sponsor": True,
-        "job.position": "regular", "job.market_conform": True,
+        "application_date": dt.date(2023, 3, 15),
+        "application_kind": "first",
+        "applicant.birth_date": dt.date(1991, 1, 10),
+        "applicant.nationality": "IN",
+        "applicant.graduation.date": dt.date(2014, 7, 1),
+        "applicant.graduation.country": "IN",
+        "applicant.graduation.level": "master",
+        "applicant.graduation.top200": False,
+        "applicant.search_year_permit.held": False,
+        "employer.recognised_sponsor": True,
+        "job.position": "regular",
+        "job.market_conform": True,
         "age_on_application": 32,
     }
     types = decide_module.fact_types(book, rules)
@@ -78,9 +84,14 @@ def test_silence_on_a_decidable_criterion_is_an_engine_error(monkeypatch: pytest
         return [n for n in real_drain(handle, state) if not n.startswith(f"{index}__")]
 
     monkeypatch.setattr(engine_module, "_drain", drop)
-    facts = {"application_date": dt.date(2023, 3, 15), "application_kind": "first",
-             "applicant.birth_date": dt.date(1980, 1, 1), "job.position": "regular",
-             "job.gross_monthly_salary": 6000.0, "age_on_application": 43}
+    facts = {
+        "application_date": dt.date(2023, 3, 15),
+        "application_kind": "first",
+        "applicant.birth_date": dt.date(1980, 1, 1),
+        "job.position": "regular",
+        "job.gross_monthly_salary": 6000.0,
+        "age_on_application": 43,
+    }
     with pytest.raises(EngineError, match="failed open"):
         backend.run(rules, facts, types)
 
@@ -159,7 +170,7 @@ def test_bad_input_is_rejected_before_the_engine(job: dict[str, Any], field: str
 def test_missing_application_date_is_an_error_not_undetermined() -> None:
     request = copy.deepcopy(EXAMPLE)
     del request["case"]["application_date"]
-    with pytest.raises(RequestError, match="case.application_date"):
+    with pytest.raises(RequestError, match=r"case\.application_date"):
         kmrules.decide(request)
 
 

@@ -43,7 +43,16 @@ def test_uniform_criterion_at_the_highest_figure_grants_a_subset(request: dict[s
     assert_subset_of(request, variant="km_uniform_criterion")
 
 
-@given(requests(KM), st.sampled_from([["km_raise_criteria_10pct", "km_search_period_6m"], ["km_uniform_criterion", "km_search_period_6m"], ["km_raise_criteria_10pct", "km_uniform_criterion"]]))
+@given(
+    requests(KM),
+    st.sampled_from(
+        [
+            ["km_raise_criteria_10pct", "km_search_period_6m"],
+            ["km_uniform_criterion", "km_search_period_6m"],
+            ["km_raise_criteria_10pct", "km_uniform_criterion"],
+        ]
+    ),
+)
 def test_variants_apply_deterministically_and_order_stably(request: dict[str, Any], variants: list[str]) -> None:
     assert_deterministic({**request, "variant": variants})
     assert_order_stable(request, variants)
@@ -61,6 +70,9 @@ def test_parameters_are_piecewise_constant_with_documented_change_dates(name: st
     assert base_value(spec, name, last_change)[0].value == value.value
 
 
-@given(st.one_of(requests(KM), requests("eu_blue_card")), st.sampled_from(["baseline", *sorted(kmrules.get_rulebook().variants)]))
+@given(
+    st.one_of(requests(KM), requests("eu_blue_card")),
+    st.sampled_from(["baseline", *sorted(kmrules.get_rulebook().variants)]),
+)
 def test_no_finding_lacks_a_legal_basis(request: dict[str, Any], variant: str) -> None:
     assert_explained(kmrules.decide({**request, "variant": variant}))

@@ -38,8 +38,12 @@ def test_my_variant_only_tightens(team_rules: Path, request: dict[str, Any]) -> 
 
 
 def test_my_variant_gives_fewer_grants(team_rules: Path) -> None:
-    counts = assert_direction(synthetic_population(300), variant="km_raise_criteria_5pct", expected="fewer", rules_dir=team_rules)
+    counts = assert_direction(
+        synthetic_population(300), variant="km_raise_criteria_5pct", expected="fewer", rules_dir=team_rules
+    )
     assert counts["km_raise_criteria_5pct"]["granted"] < counts["baseline"]["granted"]
+
+
 # -----------------------------------------------------------------------------------------
 
 
@@ -58,7 +62,10 @@ def test_a_loosening_variant_is_caught(tmp_path: Path) -> None:
             assert_subset_of(request, variant="km_lower", rules_dir=rules)
 
 
-@pytest.mark.parametrize("variant", ["km_raise_criteria_10pct", "km_uniform_criterion", "km_uniform_criterion_no_reduced", "km_under30_avg_wage_2025"])
+@pytest.mark.parametrize(
+    "variant",
+    ["km_raise_criteria_10pct", "km_uniform_criterion", "km_uniform_criterion_no_reduced", "km_under30_avg_wage_2025"],
+)
 def test_shipped_tightening_variants_move_grants_in_the_seeds_direction(variant: str) -> None:
     counts = assert_direction(synthetic_population(400), variant=variant, expected="fewer")
     assert counts[variant]["granted"] < counts["baseline"]["granted"]

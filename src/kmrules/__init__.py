@@ -4,10 +4,10 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from kmrules.catalogue import list_variants, measures  # noqa: E402
-from kmrules.compare import Comparison, compare  # noqa: E402
-from kmrules.decide import decide, get_rulebook  # noqa: E402
-from kmrules.model import Decision  # noqa: E402
+from kmrules.catalogue import list_variants, measures
+from kmrules.compare import Comparison, compare
+from kmrules.decide import decide, get_rulebook
+from kmrules.model import Decision
 
 __all__ = [
     "Comparison",

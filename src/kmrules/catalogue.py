@@ -64,8 +64,11 @@ def list_variants(rules_dir: str | Path | None = None) -> list[VariantInfo]:
             description=v.variant.description,
             seed_sections=list(v.variant.seed_sections),
             expected_effect=v.variant.expected_effect,
-            schemes=sorted(set(v.schemes) | {q.get("scheme", "") for q in v.quotas} - {""}
-                           | {p.split(".")[0] for p in v.parameters}),
+            schemes=sorted(
+                set(v.schemes)
+                | {q.get("scheme", "") for q in v.quotas} - {""}
+                | {p.split(".")[0] for p in v.parameters}
+            ),
             parameters=sorted(v.parameters),
             quotas=[str(q.get("id")) for q in v.quotas],
         )

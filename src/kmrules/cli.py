@@ -16,6 +16,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console(width=max(Console().width, 160))
 err_console = Console(stderr=True)
 
+
 @app.callback()
 def _root() -> None:
     """kmrules: Dutch knowledge-migrant rules and the 2023 labour-migration package as code."""

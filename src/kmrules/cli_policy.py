@@ -13,6 +13,7 @@ from rich.table import Table
 from kmrules.cli import RulesOption, console, fail, read_request
 from kmrules.errors import KmrulesError
 
+
 def compare_command(
     request_file: Annotated[Path, typer.Argument(help="Request JSON file.")],
     variants: Annotated[str, typer.Option("--variants", help="Comma-separated variant or package ids.")] = "baseline",
@@ -50,6 +51,7 @@ def compare_command(
         if needed is not None:
             console.print(f"{decision.variant}: salary needed EUR {needed.value}")
 
+
 def variants_command(rules: RulesOption = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List the shipped variants and policy packages."""
     from kmrules.catalogue import list_variants
@@ -64,6 +66,7 @@ def variants_command(rules: RulesOption = None, as_json: Annotated[bool, typer.O
     for v in items:
         table.add_row(v.id, v.kind, ", ".join(v.seed_sections), v.expected_effect or "", v.title)
     console.print(table)
+
 
 def measures_command(rules: RulesOption = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List the measures catalogue (seed sections 1.1-1.5 and 2.1-2.16)."""
@@ -81,10 +84,12 @@ def measures_command(rules: RulesOption = None, as_json: Annotated[bool, typer.O
         table.add_row(m.section, ",".join(m.tracks), m.expected_effect, m.title, figures, ", ".join(m.encoded_by))
     console.print(table)
 
+
 def register(app: typer.Typer) -> None:
     """Attach the policy commands to the main CLI."""
     app.command("compare")(compare_command)
     app.command("variants")(variants_command)
     app.command("measures")(measures_command)
+
 
 _ = KmrulesError  # re-exported for callers that catch it from here

@@ -21,7 +21,9 @@ class Difference(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rule: str
-    results: dict[str, str | None] = Field(description="variant -> result; null where the variant has no such criterion")
+    results: dict[str, str | None] = Field(
+        description="variant -> result; null where the variant has no such criterion"
+    )
     required: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from kmrules.errors import Problem
 
@@ -33,7 +33,7 @@ NEGATION = {
 ORDERED_TYPES = {"number", "integer", "date"}
 NUMERIC = {"number", "integer"}
 
-Scalar = Union[float, int, str, bool, dt.date]
+Scalar = float | int | str | bool | dt.date
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class Literal:
     value: Scalar | tuple[Scalar, ...]
 
 
-Operand = Union[FactRef, ParamRef, Literal]
+Operand = FactRef | ParamRef | Literal
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ class Ref:
     name: str
 
 
-Condition = Union[Compare, Known, All, AnyOf, Not, Ref]
+Condition = Compare | Known | All | AnyOf | Not | Ref
 TRUE: Condition = All(())
 
 
@@ -177,7 +177,9 @@ def _parse_compare(data: dict[str, Any], here: str, ctx: TypeContext, problems: 
         if ptype is None:
             problems.append(Problem(here, f"dangling reference: no parameter named {raw['param']!r}"))
         elif not _compatible(ftype, ptype):
-            problems.append(Problem(here, f"type mismatch: fact {path} is {ftype}, parameter {raw['param']} is {ptype}"))
+            problems.append(
+                Problem(here, f"type mismatch: fact {path} is {ftype}, parameter {raw['param']} is {ptype}")
+            )
         operand = ParamRef(str(raw["param"]))
     elif isinstance(raw, dict) and set(raw) == {"fact"}:
         otype = ctx.fact_types.get(raw["fact"])
@@ -210,7 +212,9 @@ def _check_literal(value: Any, ftype: str, path: str, here: str, ctx: TypeContex
     if not ok:
         problems.append(Problem(here, f"wrong type: {path} is {ftype}, literal {value!r} is not"))
     elif ftype == "enum" and value not in ctx.enum_values.get(path, ()):
-        problems.append(Problem(here, f"{value!r} is not a value of {path} ({', '.join(ctx.enum_values.get(path, ()))})"))
+        problems.append(
+            Problem(here, f"{value!r} is not a value of {path} ({', '.join(ctx.enum_values.get(path, ()))})")
+        )
 
 
 def inline(cond: Condition, predicates: Mapping[str, Condition], seen: tuple[str, ...] = ()) -> Condition:

@@ -6,16 +6,26 @@ compare the salary with, so a new salary criterion needs no code here.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
 from kmrules import conditions as cond
+from kmrules.factset import derive_facts
 from kmrules.model import Amount, Decision
+from kmrules.oracle import Result
 from kmrules.resolve import ResolvedRules
 from kmrules.rulebook import Rulebook
+from kmrules.rulefiles import VariantFile
 
 SALARY = "job.gross_monthly_salary"
+
+
+def results_of(book: Rulebook, rules: ResolvedRules, case_facts: Mapping[str, Any]) -> dict[str, Result]:
+    """Criterion results only, from the engine: what a counterfactual needs, without explanations."""
+    from kmrules.decide import run_criteria
+
+    facts, _ = derive_facts(rules, case_facts)
+    return run_criteria(book, rules, facts, "durable")
 
 
 def _salary_thresholds(rules: ResolvedRules) -> list[float]:
@@ -41,8 +51,6 @@ def salary_needed(
     book: Rulebook, rules: ResolvedRules, case_facts: Mapping[str, Any], decision: Decision
 ) -> Amount | None:
     """The smallest salary at which no salary criterion fails, all else equal (None if none fails)."""
-    from kmrules.decide import decide_resolved
-
     salary_rules = {c.id for c in rules.criteria if SALARY in c.observed_facts}
     failing = [f for f in decision.findings if f.result == "fail" and f.rule in salary_rules]
     current = case_facts.get(SALARY)
@@ -51,8 +59,8 @@ def salary_needed(
     for candidate in _salary_thresholds(rules):
         if candidate <= current:
             continue
-        trial = decide_resolved(book, rules, {**case_facts, SALARY: candidate}, backend="oracle", explain_more=False)
-        if not any(f.result == "fail" and f.rule in salary_rules for f in trial.findings):
+        trial = results_of(book, rules, {**case_facts, SALARY: candidate})
+        if not any(trial[rule] == "fail" for rule in salary_rules):
             return Amount(
                 id="salary_needed",
                 title="Smallest gross monthly salary that meets the salary criterion under this variant",
@@ -64,16 +72,27 @@ def salary_needed(
     return None
 
 
-def granting_variants(book: Rulebook, request: Mapping[str, Any], current: str) -> list[str]:
-    """Ids of the shipped variants and packages under which the same case is granted."""
-    from kmrules.decide import decide
+def _touches(variant: VariantFile, scheme: str, used_params: set[str]) -> bool:
+    """Whether a variant can change a decision of `scheme`: it overlays its criteria or changes a
+    parameter its rules read (variants that change nothing the scheme reads decide as the baseline)."""
+    return scheme in variant.schemes or bool(used_params & set(variant.parameters))
 
+
+def granting_variants(book: Rulebook, scheme: str, case_facts: Mapping[str, Any], current: str) -> list[str]:
+    """Ids of the shipped variants and packages under which the same (validated) case is granted."""
+    from kmrules.overlay import stack_for
+    from kmrules.resolve import resolve
+
+    on = case_facts["application_date"]
+    used = set(resolve(book, scheme, stack_for(book, "baseline"), on).params)
+    touching = {vid for vid, v in book.variants.items() if _touches(v, scheme, used)}
+    touching |= {pid for pid, p in book.packages.items() if touching & set(p.package.variants)}
     out = []
     for variant_id in [*sorted(book.variants), *sorted(book.packages)]:
-        if variant_id == current:
+        if variant_id == current or variant_id not in touching:
             continue
-        trial = copy.deepcopy(dict(request))
-        trial["variant"] = variant_id
-        if decide(trial, book=book, backend="oracle", explain_more=False).outcome == "granted":
+        rules = resolve(book, scheme, stack_for(book, variant_id), on)
+        results = results_of(book, rules, case_facts)
+        if all(r in ("pass", "not_applicable") for r in results.values()):
             out.append(variant_id)
     return out

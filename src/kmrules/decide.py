@@ -58,19 +58,19 @@ def decide(
 ) -> Decision:
     """Decide one request (the pinned interface); raises typed kmrules errors on bad input.
 
-    On a refusal, `explain_more` adds the counterfactuals: `amounts.salary_needed` when a
-    salary criterion failed, and `counterfactuals.variants_that_grant`.
+    On a refusal decided by a salary threshold, `explain_more` adds the counterfactuals:
+    `amounts.salary_needed` and `counterfactuals.variants_that_grant`.
     """
     book = book or get_rulebook(rules_dir)
     envelope, case_facts, on = parse_request(book, request)
     stack = stack_for(book, envelope.variant)
     rules = resolve(book, envelope.scheme, stack, on)
     decision = decide_resolved(book, rules, case_facts, backend, explain_more=explain_more)
-    if explain_more and decision.outcome == "refused":
+    if explain_more and "salary_needed" in decision.amounts:  # a refusal a threshold decided
         from kmrules.counterfactual import granting_variants
 
         label = envelope.variant if isinstance(envelope.variant, str) else ""
-        decision.counterfactuals["variants_that_grant"] = granting_variants(book, request, label)
+        decision.counterfactuals["variants_that_grant"] = granting_variants(book, envelope.scheme, case_facts, label)
     return decision
 
 
@@ -159,7 +159,13 @@ def _pick(values: dict[str, Any]) -> Any:
     return next(iter(values.values())) if len(values) == 1 else values
 
 
-def _finding(crit: ResolvedCriterion, result: Result, facts: Mapping[str, Any], params: Mapping[str, Any], inputs: Mapping[str, set[str]]) -> Finding:
+def _finding(
+    crit: ResolvedCriterion,
+    result: Result,
+    facts: Mapping[str, Any],
+    params: Mapping[str, Any],
+    inputs: Mapping[str, set[str]],
+) -> Finding:
     observed = _pick({p: _display(facts.get(p)) for p in crit.observed_facts})
     required = _pick({p: _display(params[p]) for p in crit.required_params})
     missing: set[str] = set()
@@ -174,7 +180,12 @@ def _finding(crit: ResolvedCriterion, result: Result, facts: Mapping[str, Any], 
         "not_applicable": crit.explain_not_applicable or "Does not apply to this case.",
         "undetermined": "Cannot be decided: missing {missing}.",
     }[result]
-    values = {"observed": _text(observed), "required": _text(required), "title": crit.title, "missing": ", ".join(sorted(missing))}
+    values = {
+        "observed": _text(observed),
+        "required": _text(required),
+        "title": crit.title,
+        "missing": ", ".join(sorted(missing)),
+    }
     # model_construct: every value here comes from validated rules and a validated case
     return Finding.model_construct(
         rule=crit.id,
@@ -202,7 +213,14 @@ def _dormant(spec: CriterionSpec, rules: ResolvedRules) -> Finding:
     )
 
 
-def _amount(spec: Any, applies: cond.Condition, facts: Mapping[str, Any], params: Mapping[str, Any], inputs: Mapping[str, set[str]], rules: ResolvedRules) -> Amount | None:
+def _amount(
+    spec: Any,
+    applies: cond.Condition,
+    facts: Mapping[str, Any],
+    params: Mapping[str, Any],
+    inputs: Mapping[str, set[str]],
+    rules: ResolvedRules,
+) -> Amount | None:
     when = cond.evaluate(applies, facts, params)
     if when is False:
         return None

@@ -98,12 +98,8 @@ REGISTRY: dict[str, DerivedFunction] = {
         DerivedFunction("add_months", add_months, ("date", "integer"), "date", "date plus months"),
         DerivedFunction("add_days", add_days, ("date", "integer"), "date", "date plus days"),
         DerivedFunction("days_between", days_between, ("date", "date"), "integer", "days"),
-        DerivedFunction(
-            "whole_months_between", whole_months_between, ("date", "date"), "integer", "months"
-        ),
-        DerivedFunction(
-            "whole_years_between", whole_years_between, ("date", "date"), "integer", "years"
-        ),
+        DerivedFunction("whole_months_between", whole_months_between, ("date", "date"), "integer", "months"),
+        DerivedFunction("whole_years_between", whole_years_between, ("date", "date"), "integer", "years"),
         DerivedFunction("earliest", earliest, ("date", "date"), "date", "earlier date"),
         DerivedFunction("latest", latest, ("date", "date"), "date", "later date"),
         DerivedFunction("capped_at", capped_at, ("date", "date?"), "date", "date, at most the cap"),

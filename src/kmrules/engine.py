@@ -8,8 +8,8 @@ Measured hazards and what this module does about each:
   a criterion is accepted only when a fact it reads is unknown (then Kleene logic allows
   `undetermined`); silence on fully known input is an EngineError, never a grant.
 - one pattern holds at most 32 expressions (error 113): conditions are compiled to
-  disjunctive normal form, one rule per conjunction, parameters inlined as constants and
-  fact-to-fact comparisons turned into comparisons of a difference with 0.
+  disjunctive normal form, one rule per conjunction, and comparisons with a parameter or
+  another fact become comparisons of a precomputed difference with 0.
 - the timer/dispatcher thread gave wrong results: `QuietHost` never starts it.
 - two threads on one session crashed: one process-wide lock around every engine call.
 - identical facts raise MessageObservedException: each fact carries a fresh serial number.
@@ -25,6 +25,7 @@ Measured hazards and what this module does about each:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import json
@@ -44,6 +45,7 @@ from kmrules.resolve import ResolvedRules
 
 ENGINE_NAME = "durable_rules 2.0.28"
 RESULTS: tuple[Result, ...] = ("pass", "fail", "not_applicable", "undetermined")
+_RESULT_OF: dict[str, Result] = {r: r for r in RESULTS}
 _LOCK = threading.Lock()
 _SERIAL = itertools.count(1)
 
@@ -80,68 +82,64 @@ def encode_value(value: Any) -> Any:
 _PLACEHOLDER = {"number": 0.0, "integer": 0, "date": 0, "string": "", "enum": "", "bool": False}
 
 
-def _literal(value: Any) -> Any:
-    return encode_value(value)
-
-
 def pair_key(c: cond.Compare) -> str:
-    """The synthetic fact holding `left - right` for a fact-to-fact comparison."""
-    assert isinstance(c.operand, cond.FactRef)
-    return "d__" + c.fact.replace(".", "__") + "__minus__" + c.operand.path.replace(".", "__")
+    """The synthetic fact holding `left - right` for a comparison with another fact or a parameter."""
+    if isinstance(c.operand, cond.FactRef):
+        return "d__" + c.fact.replace(".", "__") + "__minus__" + c.operand.path.replace(".", "__")
+    assert isinstance(c.operand, cond.ParamRef)
+    return "q__" + c.fact.replace(".", "__") + "__minus__" + c.operand.name.replace(".", "__")
 
 
-def _compare(c: cond.Compare, op: str, params: Mapping[str, Any]) -> Expr:
-    """Comparisons against constants only: durable_rules keeps those in its alpha network.
+def _compare(c: cond.Compare, op: str) -> Expr:
+    """One comparison, guarded by the known flags of the facts it reads, against constants only.
 
-    Parameters are inlined as constants; a fact-to-fact comparison `a op b` becomes
-    `(a - b) op 0` on a synthetic difference fact (equality of strings: `eq`/`ne` on a
-    synthetic boolean), because field references fill durable_rules' 32-slot expression
-    sequence and make rulesets uncompilable (error 113).
+    A comparison with another fact or with a parameter, `a op b`, becomes `(a - b) op 0` on a
+    synthetic difference (strings and flags: 0 when equal, 1 when not). So the compiled ruleset
+    depends on the rule structure only, not on parameter values: one ruleset (about 12 MiB in
+    durable_rules) serves every date and what-if value. Field references (`$m`) would do the
+    same but overflow durable_rules' expression limits (errors 113 and 303, both measured).
     """
     guards: list[Expr] = [("leaf", known_key(c.fact), "eq", True)]
     key = fact_key(c.fact)
     if isinstance(c.operand, cond.FactRef):
         guards.append(("leaf", known_key(c.operand.path), "eq", True))
+    if isinstance(c.operand, cond.FactRef | cond.ParamRef):
         return ("and", [*guards, ("leaf", pair_key(c), op, 0)])
-    if isinstance(c.operand, cond.ParamRef):
-        return ("and", [*guards, ("leaf", key, op, encode_value(params[c.operand.name]))])
     if op in ("in", "not_in"):
-        assert isinstance(c.operand, cond.Literal) and isinstance(c.operand.value, tuple)
+        assert isinstance(c.operand.value, tuple)
         leaf_op = "eq" if op == "in" else "ne"
-        leaves: list[Expr] = [("leaf", key, leaf_op, _literal(v)) for v in c.operand.value]
-        test: Expr = ("or", leaves) if op == "in" else ("and", leaves)
-    else:
-        test = ("leaf", key, op, encode_value(c.operand.value))
-    return ("and", [*guards, test])
+        leaves: list[Expr] = [("leaf", key, leaf_op, encode_value(v)) for v in c.operand.value]
+        return ("and", [*guards, ("or", leaves) if op == "in" else ("and", leaves)])
+    return ("and", [*guards, ("leaf", key, op, encode_value(c.operand.value))])
 
 
-def true_expr(c: cond.Condition, params: Mapping[str, Any]) -> Expr:
+def true_expr(c: cond.Condition) -> Expr:
     """Definitely true, in negation normal form."""
     if isinstance(c, cond.Compare):
-        return _compare(c, c.op, params)
+        return _compare(c, c.op)
     if isinstance(c, cond.Known):
         return ("leaf", known_key(c.fact), "eq", True)
     if isinstance(c, cond.All):
-        return ("and", [true_expr(i, params) for i in c.items])
+        return ("and", [true_expr(i) for i in c.items])
     if isinstance(c, cond.AnyOf):
-        return ("or", [true_expr(i, params) for i in c.items])
+        return ("or", [true_expr(i) for i in c.items])
     if isinstance(c, cond.Not):
-        return false_expr(c.item, params)
+        return false_expr(c.item)
     raise EngineError(f"cannot compile {c!r}")
 
 
-def false_expr(c: cond.Condition, params: Mapping[str, Any]) -> Expr:
+def false_expr(c: cond.Condition) -> Expr:
     """Definitely false, in negation normal form."""
     if isinstance(c, cond.Compare):
-        return _compare(c, cond.NEGATION[c.op], params)
+        return _compare(c, cond.NEGATION[c.op])
     if isinstance(c, cond.Known):
         return ("leaf", known_key(c.fact), "eq", False)
     if isinstance(c, cond.All):
-        return ("or", [false_expr(i, params) for i in c.items])
+        return ("or", [false_expr(i) for i in c.items])
     if isinstance(c, cond.AnyOf):
-        return ("and", [false_expr(i, params) for i in c.items])
+        return ("and", [false_expr(i) for i in c.items])
     if isinstance(c, cond.Not):
-        return true_expr(c.item, params)
+        return true_expr(c.item)
     raise EngineError(f"cannot compile {c!r}")
 
 
@@ -158,7 +156,7 @@ def to_durable(e: Expr) -> dict[str, Any]:
     return {"$and" if e[0] == "and" else "$or": items}
 
 
-def criterion_exprs(applies: cond.Condition, holds: cond.Condition, params: Mapping[str, Any]) -> dict[Result, Expr]:
+def criterion_exprs(applies: cond.Condition, holds: cond.Condition) -> dict[Result, Expr]:
     """The three positive rules of one criterion: pass, fail, not_applicable (mutually exclusive).
 
     `undetermined` has no rule: its expression is the complement of the other three, whose
@@ -166,9 +164,9 @@ def criterion_exprs(applies: cond.Condition, holds: cond.Condition, params: Mapp
     accepted when a fact the criterion reads is unknown (see `_read_firings`), so a fail-open
     engine can never turn silence into anything but an EngineError or `undetermined`.
     """
-    passes: Expr = ("and", [true_expr(applies, params), true_expr(holds, params)])
-    fails: Expr = ("and", [true_expr(applies, params), false_expr(holds, params)])
-    return {"pass": passes, "fail": fails, "not_applicable": false_expr(applies, params)}
+    passes: Expr = ("and", [true_expr(applies), true_expr(holds)])
+    fails: Expr = ("and", [true_expr(applies), false_expr(holds)])
+    return {"pass": passes, "fail": fails, "not_applicable": false_expr(applies)}
 
 
 Leaf = tuple[str, str, Any]
@@ -239,8 +237,12 @@ def _never_called(_closure: Any) -> None:
 
 
 def _pairs(c: cond.Condition) -> list[tuple[str, str, str]]:
+    """(synthetic key, left fact, right operand) for every comparison with a fact or parameter;
+    the right operand is a fact path, or "param:" + a parameter name."""
     if isinstance(c, cond.Compare) and isinstance(c.operand, cond.FactRef):
         return [(pair_key(c), c.fact, c.operand.path)]
+    if isinstance(c, cond.Compare) and isinstance(c.operand, cond.ParamRef):
+        return [(pair_key(c), c.fact, "param:" + c.operand.name)]
     if isinstance(c, cond.All | cond.AnyOf):
         return [p for i in c.items for p in _pairs(i)]
     if isinstance(c, cond.Not):
@@ -259,11 +261,11 @@ def compile_rules(rules: ResolvedRules, fact_types: Mapping[str, str]) -> Compil
         per_criterion.append(tuple(dict.fromkeys(read)))
         used_facts += read
         pairs += _pairs(crit.applies) + _pairs(crit.holds)
-        for result, expr in criterion_exprs(crit.applies, crit.holds, rules.param_values).items():
+        for result, expr in criterion_exprs(crit.applies, crit.holds).items():
             for k, term in enumerate(dnf(expr)):
                 rule_name = f"{index}__{result}__{k}"
                 definition[rule_name] = {"all": [{"m": _pattern(term)}], "run": _never_called}
-    name = "kmrules_" + rules.rules_hash[:24]
+    name = "kmrules_" + rules.structure_key
     host = QuietHost()
     host.register_rulesets({name: definition})
     return CompiledRuleset(
@@ -299,7 +301,7 @@ def _typed(path: str, ftype: str, value: Any) -> None:
         raise EngineError(f"fact {path} must be {ftype}, got {value!r}: refusing to run the engine on it")
 
 
-def encode_fact(compiled: CompiledRuleset, facts: Mapping[str, Any]) -> dict[str, Any]:
+def encode_fact(compiled: CompiledRuleset, facts: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
     """Every fact the rules read, always present and typed, with an explicit known flag."""
     fact: dict[str, Any] = {"kind": "case", "serial": next(_SERIAL)}
     for path, ftype, kkey, fkey in compiled.slots:
@@ -312,7 +314,8 @@ def encode_fact(compiled: CompiledRuleset, facts: Mapping[str, Any]) -> dict[str
             fact[kkey] = True
             fact[fkey] = value.toordinal() if ftype == "date" else value
     for key, left, right in compiled.pairs:
-        a, b = facts.get(left), facts.get(right)
+        a = facts.get(left)
+        b = params[right[6:]] if right.startswith("param:") else facts.get(right)
         if a is None or b is None:
             fact[key] = 0
         elif isinstance(a, dt.date | int | float) and not isinstance(a, bool):
@@ -363,17 +366,17 @@ class DurableBackend:
         self._compiled: dict[str, CompiledRuleset] = {}
 
     def compiled(self, rules: ResolvedRules, fact_types: Mapping[str, str]) -> CompiledRuleset:
-        found = self._compiled.get(rules.rules_hash)
+        found = self._compiled.get(rules.structure_key)
         if found is None:
             found = compile_rules(rules, fact_types)
-            self._compiled[rules.rules_hash] = found
+            self._compiled[rules.structure_key] = found
         return found
 
     def run(self, rules: ResolvedRules, facts: Mapping[str, Any], fact_types: Mapping[str, str]) -> dict[str, Result]:
         """Result per criterion id; EngineError unless the firings are complete and consistent."""
         with _LOCK:
             compiled = self.compiled(rules, fact_types)
-            fact = encode_fact(compiled, facts)
+            fact = encode_fact(compiled, facts, rules.param_values)
             try:
                 fired = _assert_collect_retract(compiled, fact)
                 return _read_firings(compiled, fired, rules, facts)
@@ -387,16 +390,16 @@ class DurableBackend:
     def _discard(self, compiled: CompiledRuleset, fact: dict[str, Any] | None) -> None:
         """A host that raised is never reused: the next decision compiles a fresh one."""
         if fact is not None:
-            try:
+            with contextlib.suppress(Exception):
                 compiled.host.retract_fact(compiled.name, fact)
-            except Exception:
-                pass
         for key, value in list(self._compiled.items()):
             if value is compiled:
                 del self._compiled[key]
 
 
-def _read_firings(compiled: CompiledRuleset, fired: list[str], rules: ResolvedRules, facts: Mapping[str, Any]) -> dict[str, Result]:
+def _read_firings(
+    compiled: CompiledRuleset, fired: list[str], rules: ResolvedRules, facts: Mapping[str, Any]
+) -> dict[str, Result]:
     """Exactly one result per criterion; silence only where the criterion is truly undecidable."""
     if fired.count("sentinel") != 1:
         raise EngineError(f"sentinel fired {fired.count('sentinel')} times: the case was not seen exactly once")
@@ -404,15 +407,16 @@ def _read_firings(compiled: CompiledRuleset, fired: list[str], rules: ResolvedRu
     for name in fired:
         if name == "sentinel":
             continue
-        index, result, _term = name.split("__")
-        by_index.setdefault(int(index), set()).add(result)
+        position, result, _term = name.split("__")
+        by_index.setdefault(int(position), set()).add(result)
     results: dict[str, Result] = {}
     for index, crit in enumerate(rules.criteria):
         got = by_index.get(index, set())
         if len(got) > 1:
             raise EngineError(f"criterion {crit.id}: contradictory results {sorted(got)}")
         if got:
-            results[crit.id] = got.pop()  # type: ignore[assignment]
+            (only,) = got
+            results[crit.id] = _RESULT_OF[only]
             continue
         # Silence: accepted only if three-valued logic agrees the criterion cannot be decided.
         if criterion_result(crit, facts, rules.param_values) != "undetermined":

@@ -101,7 +101,7 @@ def _leaf(path: str, value: dict[str, Any], source: str, problems: list[Problem]
 
 def _python_type(spec: FactSpec) -> Any:
     if spec.type == "enum":
-        return Enum(spec.path.replace(".", "_"), {v: v for v in spec.values}, type=str)  # type: ignore[misc]
+        return Enum(spec.path.replace(".", "_"), {v: v for v in spec.values}, type=str)
     return {
         "number": float,
         "integer": int,

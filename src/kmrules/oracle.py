@@ -28,6 +28,8 @@ def criterion_result(crit: ResolvedCriterion, facts: Mapping[str, Any], params: 
     return "pass" if holds else "fail"
 
 
-def evaluate_criteria(criteria: tuple[ResolvedCriterion, ...], facts: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Result]:
+def evaluate_criteria(
+    criteria: tuple[ResolvedCriterion, ...], facts: Mapping[str, Any], params: Mapping[str, Any]
+) -> dict[str, Result]:
     """Result per criterion id, in rule order."""
     return {c.id: criterion_result(c, facts, params) for c in criteria}

@@ -34,12 +34,17 @@ class VariantStack:
     variants: tuple[VariantFile, ...]
     order_wins: bool = False
     inline: tuple[tuple[str, Any], ...] = ()
+    key: str = field(default="", init=False)
+
+    def __post_init__(self) -> None:
+        key = json.dumps([[v.variant.id for v in self.variants], self.order_wins, [[k, str(v)] for k, v in self.inline]])
+        object.__setattr__(self, "key", key)
 
     def __hash__(self) -> int:
-        return hash(stack_key(self))
+        return hash(self.key)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, VariantStack) and stack_key(self) == stack_key(other)
+        return isinstance(other, VariantStack) and self.key == other.key
 
     @property
     def ids(self) -> list[str]:
@@ -110,12 +115,19 @@ def _build(book: Rulebook, spec: Any) -> VariantStack:
         order_wins = bool(spec.get("order_wins", base.order_wins))
         label = base.label + "+what-if(" + ",".join(f"{k}={v}" for k, v in sorted(params.items())) + ")"
         return VariantStack(label, base.variants, order_wins, tuple(sorted(params.items())))
-    raise RequestError([Problem("variant", "must be a variant id, a list of ids, or {'base': [...], 'parameters': {...}}")])
+    raise RequestError(
+        [Problem("variant", "must be a variant id, a list of ids, or {'base': [...], 'parameters': {...}}")]
+    )
 
 
 def _value_fits(spec: ParamSpec, value: Any) -> bool:
     if spec.type == "number":
-        return isinstance(value, int | float) and not isinstance(value, bool) and value == value and abs(value) != float("inf")
+        return (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and value == value
+            and abs(value) != float("inf")
+        )
     if spec.type == "integer":
         return isinstance(value, int) and not isinstance(value, bool)
     if spec.type == "bool":
@@ -132,7 +144,9 @@ def check_conflicts(stack: VariantStack) -> None:
     seen: dict[str, tuple[str, ParamOverride]] = {}
     for variant in stack.variants:
         for name, override in variant.parameters.items():
-            if name in seen and seen[name][1].model_dump(exclude={"reference"}) != override.model_dump(exclude={"reference"}):
+            if name in seen and seen[name][1].model_dump(exclude={"reference"}) != override.model_dump(
+                exclude={"reference"}
+            ):
                 raise VariantConflictError(
                     f"variants {seen[name][0]!r} and {variant.variant.id!r} both set parameter {name!r} differently; "
                     "state `order_wins: true` in the package to let the later one win"
@@ -153,7 +167,9 @@ def base_value(spec: ParamSpec, name: str, on: dt.date) -> tuple[ParamValue, dt.
     )
 
 
-def resolve_param(book: Rulebook, stack: VariantStack, name: str, on: dt.date, _seen: tuple[str, ...] = ()) -> ResolvedParam:
+def resolve_param(
+    book: Rulebook, stack: VariantStack, name: str, on: dt.date, _seen: tuple[str, ...] = ()
+) -> ResolvedParam:
     """A parameter's value on `on` under the stack: baseline, then each override in order."""
     if name in _seen:
         raise VariantConflictError("same_as cycle: " + " -> ".join((*_seen, name)))
@@ -185,7 +201,9 @@ def resolve_param(book: Rulebook, stack: VariantStack, name: str, on: dt.date, _
 _UNCHANGED = object()
 
 
-def _apply(book: Rulebook, stack: VariantStack, o: ParamOverride, current: Any, name: str, on: dt.date, seen: tuple[str, ...]) -> Any:
+def _apply(
+    book: Rulebook, stack: VariantStack, o: ParamOverride, current: Any, name: str, on: dt.date, seen: tuple[str, ...]
+) -> Any:
     if o.set is not None:
         return o.set
     if o.values is not None:
@@ -233,7 +251,9 @@ def check_variants(book: Rulebook) -> list[Problem]:
             if name not in book.parameters:
                 problems.append(Problem(f"{source}: parameters.{name}", "dangling reference: no such parameter"))
             elif override.same_as is not None and override.same_as not in book.parameters:
-                problems.append(Problem(f"{source}: parameters.{name}", f"same_as names no parameter {override.same_as!r}"))
+                problems.append(
+                    Problem(f"{source}: parameters.{name}", f"same_as names no parameter {override.same_as!r}")
+                )
         for scheme_id, overlay in variant.schemes.items():
             if scheme_id not in book.schemes:
                 problems.append(Problem(f"{source}: schemes.{scheme_id}", "dangling reference: no such scheme"))
@@ -241,10 +261,17 @@ def check_variants(book: Rulebook) -> list[Problem]:
             existing = {c.id for c in book.schemes[scheme_id].criteria}
             for crit_id in overlay.remove + [c.id for c in overlay.replace]:
                 if crit_id not in existing:
-                    problems.append(Problem(f"{source}: schemes.{scheme_id}", f"dangling reference: no criterion {crit_id!r} to remove or replace"))
+                    problems.append(
+                        Problem(
+                            f"{source}: schemes.{scheme_id}",
+                            f"dangling reference: no criterion {crit_id!r} to remove or replace",
+                        )
+                    )
             for crit in overlay.add:
                 if crit.id in existing:
-                    problems.append(Problem(f"{source}: schemes.{scheme_id}", f"criterion {crit.id!r} exists; use replace"))
+                    problems.append(
+                        Problem(f"{source}: schemes.{scheme_id}", f"criterion {crit.id!r} exists; use replace")
+                    )
             stack = VariantStack(vid, (variant,))
             criteria, predicates, _ = overlay_criteria(book, stack, scheme_id)
             problems += check_criteria(book, book.schemes[scheme_id], criteria, predicates, source)
@@ -282,5 +309,5 @@ def _check_quotas(variant: VariantFile, source: str) -> list[Problem]:
 
 
 def stack_key(stack: VariantStack) -> str:
-    """A stable cache key for a stack."""
-    return json.dumps([stack.ids, stack.order_wins, [[k, str(v)] for k, v in stack.inline]])
+    """A stable cache key for a stack (computed once, when the stack is made)."""
+    return stack.key

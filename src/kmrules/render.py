@@ -32,7 +32,9 @@ def decision_table(decision: Decision, console: Console) -> None:
         table.add_column(column)
     for f in decision.findings:
         basis = "\n".join(b.seed or b.url or "" for b in f.legal_basis)
-        table.add_row(f.rule, f"[{_STYLE[f.result]}]{f.result}[/]", _cell(f.observed), _cell(f.required), f.explanation, basis)
+        table.add_row(
+            f.rule, f"[{_STYLE[f.result]}]{f.result}[/]", _cell(f.observed), _cell(f.required), f.explanation, basis
+        )
     console.print(table)
     for amount in decision.amounts.values():
         extra = f" (missing: {', '.join(amount.missing)})" if amount.missing else ""

@@ -188,12 +188,15 @@ def _resolve_cached(handle: _BookHandle, scheme_id: str, key: str, stack: Varian
     params = {n: resolve_param(book, stack, n, on) for n in dict.fromkeys(names)}
     quotas = tuple(q for v in stack.variants for q in v.quotas if q.get("scheme") == scheme_id)
 
-    structure = json.dumps(
-        [scheme_id, [(c.id, repr(c.applies), repr(c.holds)) for c in criteria]], sort_keys=True
-    )
+    structure = json.dumps([scheme_id, [(c.id, repr(c.applies), repr(c.holds)) for c in criteria]], sort_keys=True)
     structure_key = hashlib.sha256(structure.encode()).hexdigest()[:24]
     full = json.dumps(
-        [structure, sorted((n, str(p.value)) for n, p in params.items()), [repr(d) for d in scheme.derived], list(quotas)],
+        [
+            structure,
+            sorted((n, str(p.value)) for n, p in params.items()),
+            [repr(d) for d in scheme.derived],
+            list(quotas),
+        ],
         sort_keys=True,
         default=str,
     )
@@ -213,7 +216,8 @@ def _resolve_cached(handle: _BookHandle, scheme_id: str, key: str, stack: Varian
             version=c.version,
             valid_from=c.valid_from,
             valid_until=c.valid_until,
-            reason="the only version" if c.valid_from is None and c.valid_until is None
+            reason="the only version"
+            if c.valid_from is None and c.valid_until is None
             else "the version in force on the application date",
         )
         for c in criteria

@@ -8,6 +8,7 @@ validity, values without a reference, unknown derived functions, predicate cycle
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,7 +133,9 @@ def load_rulebook(root: Path | str | None = None) -> Rulebook:
         else:
             measures = data["measures"]
 
-    book = Rulebook(base, FactCatalogue(facts, build_model(facts)), parameters, schemes, variants, packages, measures, sources)
+    book = Rulebook(
+        base, FactCatalogue(facts, build_model(facts)), parameters, schemes, variants, packages, measures, sources
+    )
     if not problems:
         problems += check_cross_references(book)
     if problems:
@@ -146,13 +149,18 @@ def _check_param_values(name: str, ptype: str, values: Iterable[ParamValue], sou
     ordered = sorted(values, key=lambda v: v.valid_from)
     for value in ordered:
         if not _type_ok(ptype, value.value):
-            problems.append(Problem(f"{source}: {name}", f"value {value.value!r} from {value.valid_from} is not of type {ptype}"))
+            problems.append(
+                Problem(f"{source}: {name}", f"value {value.value!r} from {value.valid_from} is not of type {ptype}")
+            )
         if value.until is not None and value.until < value.valid_from:
             problems.append(Problem(f"{source}: {name}", f"'until' {value.until} is before 'from' {value.valid_from}"))
-    for prev, nxt in zip(ordered, ordered[1:], strict=False):
+    for prev, nxt in itertools.pairwise(ordered):
         if prev.valid_from == nxt.valid_from or (prev.until is not None and prev.until >= nxt.valid_from):
             problems.append(
-                Problem(f"{source}: {name}", f"overlapping validity: value from {prev.valid_from} overlaps value from {nxt.valid_from}")
+                Problem(
+                    f"{source}: {name}",
+                    f"overlapping validity: value from {prev.valid_from} overlaps value from {nxt.valid_from}",
+                )
             )
     return problems
 
@@ -197,7 +205,9 @@ def check_derived(book: Rulebook, scheme: SchemeFile, source: str) -> list[Probl
             problems.append(Problem(where, f"unknown function {derived.fn!r}; known: {sorted(REGISTRY)}"))
             continue
         if len(derived.args) != len(fn.arg_types):
-            problems.append(Problem(where, f"{derived.fn} takes {len(fn.arg_types)} arguments, got {len(derived.args)}"))
+            problems.append(
+                Problem(where, f"{derived.fn} takes {len(fn.arg_types)} arguments, got {len(derived.args)}")
+            )
         for arg, want_raw in zip(derived.args, fn.arg_types, strict=False):
             want = want_raw.rstrip("?")
             got = _arg_type(arg, known, book)
@@ -223,11 +233,15 @@ def _arg_type(arg: dict[str, Any], known: dict[str, str], book: Rulebook) -> str
     return None
 
 
-def check_criteria(book: Rulebook, scheme: SchemeFile, criteria: list[CriterionSpec], predicates: dict[str, Any], source: str) -> list[Problem]:
+def check_criteria(
+    book: Rulebook, scheme: SchemeFile, criteria: list[CriterionSpec], predicates: dict[str, Any], source: str
+) -> list[Problem]:
     """Conditions parse and type-check, predicates have no cycle, dated versions do not overlap."""
     problems: list[Problem] = []
     ctx = type_context(book, scheme, predicates)
-    parsed_preds = {name: cond.parse(body, f"{source}: predicate {name}", ctx, problems) for name, body in predicates.items()}
+    parsed_preds = {
+        name: cond.parse(body, f"{source}: predicate {name}", ctx, problems) for name, body in predicates.items()
+    }
     for name, body in parsed_preds.items():
         try:
             cond.inline(body, parsed_preds, (name,))
@@ -244,10 +258,15 @@ def check_criteria(book: Rulebook, scheme: SchemeFile, criteria: list[CriterionS
         by_id.setdefault(crit.id, []).append(crit)
     for crit_id, versions in by_id.items():
         ordered = sorted(versions, key=lambda c: c.valid_from or dt.date.min)
-        for prev, nxt in zip(ordered, ordered[1:], strict=False):
+        for prev, nxt in itertools.pairwise(ordered):
             prev_end = prev.valid_until or dt.date.max
             if prev_end >= (nxt.valid_from or dt.date.min):
-                problems.append(Problem(f"{source}: criterion {crit_id}", f"overlapping validity of versions {prev.version!r} and {nxt.version!r}"))
+                problems.append(
+                    Problem(
+                        f"{source}: criterion {crit_id}",
+                        f"overlapping validity of versions {prev.version!r} and {nxt.version!r}",
+                    )
+                )
     return problems
 
 
@@ -259,7 +278,11 @@ def _check_template(text: str, where: str) -> list[Problem]:
 
     names = {name for _, name, _, _ in string.Formatter().parse(text) if name}
     unknown = names - _PLACEHOLDERS
-    return [Problem(where, f"explanation uses unknown placeholder(s) {sorted(unknown)}; allowed: {sorted(_PLACEHOLDERS)}")] if unknown else []
+    return (
+        [Problem(where, f"explanation uses unknown placeholder(s) {sorted(unknown)}; allowed: {sorted(_PLACEHOLDERS)}")]
+        if unknown
+        else []
+    )
 
 
 def check_cross_references(book: Rulebook) -> list[Problem]:
@@ -293,9 +316,13 @@ def _check_measures(book: Rulebook) -> list[Problem]:
         try:
             measure = Measure.model_validate(raw)
         except ValidationError as exc:
-            problems += [Problem(f"{source}: measures[{i}].{'.'.join(map(str, e['loc']))}", e["msg"]) for e in exc.errors()]
+            problems += [
+                Problem(f"{source}: measures[{i}].{'.'.join(map(str, e['loc']))}", e["msg"]) for e in exc.errors()
+            ]
             continue
         for ref in measure.encoded_by:
             if ref not in known:
-                problems.append(Problem(f"{source}: measures[{i}] (§{measure.section})", f"dangling reference: encoded_by {ref!r}"))
+                problems.append(
+                    Problem(f"{source}: measures[{i}] (§{measure.section})", f"dangling reference: encoded_by {ref!r}")
+                )
     return problems

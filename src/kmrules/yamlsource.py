@@ -35,9 +35,7 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, str | int | float | bool) and key is not None:
-            raise RuleFileError(
-                [Problem(f"{loader.source}:{key_node.start_mark.line + 1}", "keys must be scalars")]
-            )
+            raise RuleFileError([Problem(f"{loader.source}:{key_node.start_mark.line + 1}", "keys must be scalars")])
         skey = str(key) if not isinstance(key, str) else key
         if skey in result:
             raise RuleFileError(
