@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 
-from kmrules.errors import KmrulesError
+from kmrules.errors import KmrulesError, Problem, RequestError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console(width=max(Console().width, 160))
@@ -29,21 +29,24 @@ RulesOption = Annotated[
 
 
 def read_request(path: Path) -> dict[str, Any]:
-    """Read a JSON request file, or fail with a message naming the file and the reason."""
+    """Read a JSON request file; on failure print the file and the reason and exit 2."""
+    reason = None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise typer.BadParameter(f"{path}: no such file") from exc
+    except FileNotFoundError:
+        reason = "no such file"
     except json.JSONDecodeError as exc:
-        raise typer.BadParameter(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
-    if not isinstance(data, dict):
-        raise typer.BadParameter(f"{path}: the request must be a JSON object")
-    return data
+        reason = f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+    else:
+        if isinstance(data, dict):
+            return data
+        reason = "the request must be a JSON object"
+    fail(RequestError([Problem(str(path), reason)]))
 
 
-def fail(exc: KmrulesError) -> None:
+def fail(exc: KmrulesError) -> NoReturn:
     """Print a typed error and exit non-zero (2: bad input)."""
-    err_console.print(f"[red]error:[/] {exc}")
+    err_console.print(f"[red]error:[/] {exc}", soft_wrap=True)
     raise typer.Exit(code=2)
 
 

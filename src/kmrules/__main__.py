@@ -1,0 +1,5 @@
+"""`python -m kmrules` runs the CLI."""
+
+from kmrules.cli import main
+
+main()
