@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -70,6 +70,29 @@ def _validate(model: type[M], data: Any, source: str, problems: list[Problem]) -
         return None
 
 
+def _load_files(
+    folder: Path,
+    model: type[M],
+    id_of: Callable[[M], str],
+    kind: str,
+    taken: set[str],
+    sources: dict[str, str],
+    problems: list[Problem],
+) -> dict[str, M]:
+    """Load every file of one kind; an id used twice (or already taken) is a problem."""
+    loaded: dict[str, M] = {}
+    for path in _yaml_files(folder):
+        item = _validate(model, load_yaml_file(path), str(path), problems)
+        if item is None:
+            continue
+        ident = id_of(item)
+        if ident in loaded or ident in taken:
+            problems.append(Problem(str(path), f"{kind} id {ident!r} is taken"))
+        loaded[ident] = item
+        sources[f"{kind}:{ident}"] = str(path)
+    return loaded
+
+
 def _yaml_files(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.yaml")) if folder.is_dir() else []
 
@@ -95,35 +118,13 @@ def load_rulebook(root: Path | str | None = None) -> Rulebook:
             sources["param:" + name] = str(path)
             problems += _check_param_values(name, spec.type, spec.values, str(path))
 
-    schemes: dict[str, SchemeFile] = {}
-    for path in _yaml_files(base / "schemes"):
-        sfile = _validate(SchemeFile, load_yaml_file(path), str(path), problems)
-        if sfile is None:
-            continue
-        if sfile.scheme.id in schemes:
-            problems.append(Problem(str(path), f"scheme {sfile.scheme.id!r} defined twice"))
-        schemes[sfile.scheme.id] = sfile
-        sources["scheme:" + sfile.scheme.id] = str(path)
-
-    variants: dict[str, VariantFile] = {}
-    for path in _yaml_files(base / "variants"):
-        vfile = _validate(VariantFile, load_yaml_file(path), str(path), problems)
-        if vfile is None:
-            continue
-        if vfile.variant.id in variants or vfile.variant.id == "baseline":
-            problems.append(Problem(str(path), f"variant id {vfile.variant.id!r} is taken"))
-        variants[vfile.variant.id] = vfile
-        sources["variant:" + vfile.variant.id] = str(path)
-
-    packages: dict[str, PackageFile] = {}
-    for path in _yaml_files(base / "packages"):
-        pkg = _validate(PackageFile, load_yaml_file(path), str(path), problems)
-        if pkg is None:
-            continue
-        if pkg.package.id in packages or pkg.package.id in variants:
-            problems.append(Problem(str(path), f"package id {pkg.package.id!r} is taken"))
-        packages[pkg.package.id] = pkg
-        sources["package:" + pkg.package.id] = str(path)
+    schemes = _load_files(base / "schemes", SchemeFile, lambda f: f.scheme.id, "scheme", set(), sources, problems)
+    variants = _load_files(
+        base / "variants", VariantFile, lambda f: f.variant.id, "variant", {"baseline"}, sources, problems
+    )
+    packages = _load_files(
+        base / "packages", PackageFile, lambda f: f.package.id, "package", {"baseline", *variants}, sources, problems
+    )
 
     measures: list[dict[str, Any]] = []
     if (base / "measures.yaml").is_file():
