@@ -37,7 +37,9 @@ class VariantStack:
     key: str = field(default="", init=False)
 
     def __post_init__(self) -> None:
-        key = json.dumps([[v.variant.id for v in self.variants], self.order_wins, [[k, str(v)] for k, v in self.inline]])
+        key = json.dumps(
+            [[v.variant.id for v in self.variants], self.order_wins, [[k, str(v)] for k, v in self.inline]]
+        )
         object.__setattr__(self, "key", key)
 
     def __hash__(self) -> int:

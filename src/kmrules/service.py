@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection
 
-from kmrules.decide import Backend, decide, get_rulebook, rules_dir_from_env
+from kmrules.decide import Backend, decide, get_rulebook
 from kmrules.errors import KmrulesError, Problem, RequestError
 from kmrules.model import Decision
 from kmrules.overlay import stack_for
@@ -37,6 +37,7 @@ from kmrules.quota.wiring import (
 )
 from kmrules.request import parse_request
 from kmrules.resolve import resolve
+from kmrules.rulebook import Rulebook
 from kmrules.store.audit import AuditRecord, append_audit, find_audit_by_idempotency_key, get_audit
 from kmrules.store.database import default_sqlite_url, make_engine, migrate, read_only
 from kmrules.store.errors import DuplicateIdempotencyKeyError
@@ -95,7 +96,7 @@ class DecisionService:
     """Decisions with quota places and an audit trail, on SQLite (embedded) or PostgreSQL."""
 
     def __init__(self, *, database_url: str, rules_dir: Path | None = None, backend: Backend = "durable") -> None:
-        self._book = get_rulebook(rules_dir_from_env(rules_dir))  # the rules are validated now, not per request
+        self._book = get_rulebook(rules_dir)  # --rules / KMRULES_RULES_DIR / the package's; validated now
         self._definitions = parse_definitions(q for v in self._book.variants.values() for q in v.quotas)
         self._backend: Backend = backend
         self._engine = make_engine(database_url)
@@ -115,6 +116,11 @@ class DecisionService:
     def database_backend(self) -> str:
         """`sqlite` or `postgresql`."""
         return self._engine.dialect.name
+
+    @property
+    def rulebook(self) -> Rulebook:
+        """The rules this service decides with (loaded and validated once, at start)."""
+        return self._book
 
     @property
     def ledger(self) -> Ledger:
@@ -152,8 +158,7 @@ class DecisionService:
             return self._decide(request, body, idempotency_key, actor_role or UNSPECIFIED_ROLE)
         except DuplicateIdempotencyKeyError:
             # a concurrent call with the same key committed first; answer as it did
-            assert idempotency_key is not None
-            replay = self._replay(idempotency_key, body)
+            replay = self._replay(idempotency_key, body) if idempotency_key is not None else None
             if replay is None:
                 raise
             return replay

@@ -57,6 +57,14 @@ class NothingHeldError(QuotaError):
         super().__init__(f"case {case_id!r} holds no place{where}")
 
 
+class DuplicateQuotaError(QuotaError):
+    """One reservation named the same quota id twice (one case holds one place per quota)."""
+
+    def __init__(self, quota_ids: list[str]) -> None:
+        self.quota_ids = quota_ids
+        super().__init__(f"quota id(s) given more than once: {', '.join(quota_ids)}")
+
+
 class LedgerBusyError(QuotaError):
     """The database stayed locked or kept failing to serialise after the bounded retries."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import TypeVar
 
@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from kmrules.quota.definitions import QuotaDefinition
 from kmrules.quota.errors import (
+    DuplicateQuotaError,
     InvalidCaseIdError,
     LedgerBusyError,
     LedgerInvariantError,
@@ -35,13 +36,26 @@ from kmrules.store.retry import is_transient
 from kmrules.store.tables import quota_counters as counters
 from kmrules.store.tables import quota_places as places
 
-__all__ = ["Ledger", "OnCommit", "OnResult", "Released", "Reservation", "Usage"]
+__all__ = [
+    "Ledger",
+    "OnCommit",
+    "OnReleased",
+    "OnResult",
+    "OnResults",
+    "Released",
+    "Reservation",
+    "Usage",
+]
 
 T = TypeVar("T")
 OnCommit = Callable[[Connection], None]
 """Runs inside the ledger's transaction, before commit; if it raises, nothing is written."""
 OnResult = Callable[[Connection, Reservation], None]
 """Like OnCommit, and also sees the answer (e.g. to write it into the audit row)."""
+OnResults = Callable[[Connection, list[Reservation]], None]
+"""Like OnResult, for `reserve_all`: sees every answer, in the order of the definitions."""
+OnReleased = Callable[[Connection, list[Released]], None]
+"""Like OnCommit, for `release`: sees the places given back."""
 
 
 class _Conflict(Exception):
@@ -94,6 +108,47 @@ class Ledger:
 
         return self._run(work, write=True)
 
+    def reserve_all(
+        self,
+        defns: Sequence[QuotaDefinition],
+        application_date: date,
+        case_id: str,
+        *,
+        dry_run: bool = False,
+        on_result: OnResults | None = None,
+    ) -> list[Reservation]:
+        """Take a place in every definition at once, all or nothing, in one transaction.
+
+        A case governed by several quotas must not keep a place in one when another refuses
+        it: if any answer is a refusal, no place is taken in any definition, and the other
+        answers are what `peek` would say. `dry_run` takes nothing either way. Counters are
+        locked in (quota id, period) order, as `reserve` and `release` do, so concurrent
+        calls cannot deadlock. `on_result` runs in the same write transaction for every
+        answer (also with no definitions at all), so an audit row commits with the places.
+        """
+        _check_case_id(case_id)
+        ids = [d.id for d in defns]
+        if len(set(ids)) != len(ids):
+            raise DuplicateQuotaError(sorted({i for i in ids if ids.count(i) > 1}))
+        keys = {d.id: period_key(d, application_date) for d in defns}
+
+        def work(conn: Connection) -> list[Reservation]:
+            answers = {
+                d.id: self._answer(conn, d, keys[d.id], case_id, lock=not dry_run)
+                for d in sorted(defns, key=lambda d: d.id)
+            }
+            if not dry_run and all(a.granted for a in answers.values()):
+                for d in defns:
+                    answer = answers[d.id]
+                    if not answer.already_held and answer.place_no is not None:
+                        self._take(conn, d, answer, answer.place_no)
+            result = [answers[d.id] for d in defns]
+            if on_result is not None:
+                _call(lambda c: on_result(c, result), conn)
+            return result
+
+        return self._run(work, write=True)
+
     def peek(self, defn: QuotaDefinition, application_date: date, case_id: str) -> Reservation:
         """What `reserve` would answer now, writing nothing (a dry run)."""
         _check_case_id(case_id)
@@ -101,14 +156,24 @@ class Ledger:
         return self._run(lambda conn: self._answer(conn, defn, key, case_id, lock=False))
 
     def release(
-        self, case_id: str, quota_id: str | None = None, *, on_commit: OnCommit | None = None
+        self,
+        case_id: str,
+        quota_id: str | None = None,
+        *,
+        on_commit: OnCommit | None = None,
+        on_result: OnReleased | None = None,
     ) -> list[Released]:
-        """Give back the case's places (of one quota, or all); NothingHeldError if none held."""
+        """Give back the case's places (of one quota, or all); NothingHeldError if none held.
+
+        The callbacks run in the same transaction (e.g. to audit what was released).
+        """
         _check_case_id(case_id)
 
         def work(conn: Connection) -> list[Released]:
             released = self._release(conn, case_id, quota_id)
             _call(on_commit, conn)
+            if on_result is not None:
+                _call(lambda c: on_result(c, released), conn)
             return released
 
         return self._run(work, write=True)

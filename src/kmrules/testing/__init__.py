@@ -39,16 +39,16 @@ from kmrules.testing.strategies import (
 
 __all__ = [
     "all_scheme_requests",
+    "application_dates",
     "assert_deterministic",
     "assert_direction",
     "assert_explained",
     "assert_monotone",
     "assert_order_stable",
     "assert_subset_of",
-    "grant_counts",
-    "application_dates",
     "cases",
     "change_dates",
+    "grant_counts",
     "money_boundaries",
     "requests",
     "salaries",

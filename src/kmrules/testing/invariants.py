@@ -94,7 +94,9 @@ def assert_order_stable(
     """Composing non-conflicting variants in any order gives the same outcome and findings."""
     forward = decide(_with(request, variant=list(variants)), rules_dir=rules_dir, explain_more=False)
     backward = decide(_with(request, variant=list(reversed(variants))), rules_dir=rules_dir, explain_more=False)
-    assert forward.outcome == backward.outcome, f"{forward.variant}: {forward.outcome}, {backward.variant}: {backward.outcome}"
+    assert forward.outcome == backward.outcome, (
+        f"{forward.variant}: {forward.outcome}, {backward.variant}: {backward.outcome}"
+    )
     assert [(f.rule, f.result, f.required) for f in forward.findings] == [
         (f.rule, f.result, f.required) for f in backward.findings
     ], f"findings differ between {forward.variant} and {backward.variant}"

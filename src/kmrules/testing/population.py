@@ -12,7 +12,9 @@ from typing import Any
 import numpy as np
 
 
-def synthetic_population(n: int, seed: int = 7, schemes: tuple[str, ...] = ("knowledge_migrant", "eu_blue_card")) -> list[dict[str, Any]]:
+def synthetic_population(
+    n: int, seed: int = 7, schemes: tuple[str, ...] = ("knowledge_migrant", "eu_blue_card")
+) -> list[dict[str, Any]]:
     """`n` valid, complete requests spread over 2021-2026, cycling through `schemes`."""
     rng = np.random.default_rng(seed)
     start = dt.date(2021, 1, 1).toordinal()

@@ -75,8 +75,8 @@ def _value(spec: FactSpec, book: Rulebook) -> st.SearchStrategy[Any]:
         low = int(spec.minimum) if spec.minimum is not None else 0
         return st.integers(low, min(int(spec.maximum) if spec.maximum is not None else 120, 120))
     if spec.type == "number":
-        low = spec.minimum if spec.minimum is not None else 0.0
-        return st.integers(int(low), 40).map(float)
+        floor = int(spec.minimum) if spec.minimum is not None else 0
+        return st.integers(floor, 40).map(float)
     if spec.pattern == "^[A-Z]{2}$":
         return st.sampled_from(_COUNTRIES)
     return st.sampled_from(_WORDS)
@@ -94,7 +94,9 @@ def _nest(flat: dict[str, Any]) -> dict[str, Any]:
 
 
 @st.composite
-def cases(draw: st.DrawFn, book: Rulebook | None = None, complete: bool = False, birth_near_application: bool = True) -> dict[str, Any]:
+def cases(
+    draw: st.DrawFn, book: Rulebook | None = None, complete: bool = False, birth_near_application: bool = True
+) -> dict[str, Any]:
     """A valid case: every catalogued fact present (complete=True) or each one possibly absent."""
     book = book or get_rulebook()
     flat: dict[str, Any] = {}
@@ -112,11 +114,11 @@ def cases(draw: st.DrawFn, book: Rulebook | None = None, complete: bool = False,
     return _nest(flat)
 
 
-def requests(scheme: str, variant: Any = "baseline", book: Rulebook | None = None, complete: bool = False) -> st.SearchStrategy[dict[str, Any]]:
+def requests(
+    scheme: str, variant: Any = "baseline", book: Rulebook | None = None, complete: bool = False
+) -> st.SearchStrategy[dict[str, Any]]:
     """Valid requests for one scheme under one variant (id, list, or inline package)."""
-    return cases(book=book, complete=complete).map(
-        lambda case: {"scheme": scheme, "variant": variant, "case": case}
-    )
+    return cases(book=book, complete=complete).map(lambda case: {"scheme": scheme, "variant": variant, "case": case})
 
 
 def all_scheme_requests(book: Rulebook | None = None, complete: bool = False) -> st.SearchStrategy[dict[str, Any]]:
