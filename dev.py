@@ -41,7 +41,7 @@ def main(argv: list[str]) -> int:
     if not argv or argv[0] not in {"serve", "test"}:
         print(__doc__)
         return 2
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this script may run on an older Python
         print("kmrules needs Python 3.11 or newer", file=sys.stderr)
         return 2
     ensure_installed()
