@@ -169,7 +169,8 @@ def test_refused_and_undetermined_take_no_place_but_are_audited(service: Decisio
     assert (low.outcome, low.quota, low.receipt.ledger) == ("refused", [], None)
     assert low.failing()
     unknown = km_request("test_quota_3", case_id="unknown")
-    del unknown["case"]["application_kind"]
+    del unknown["case"]["applicant"]["birth_date"]
+    unknown["case"]["job"]["gross_monthly_salary"] = 4500  # between the under-30 and 30+ criteria
     undetermined = service.decide(unknown).decision
     assert (undetermined.outcome, undetermined.quota) == ("undetermined", [])
     assert count(engine, quota_id="q3") == 0
@@ -442,3 +443,19 @@ def test_conflicting_definitions_of_one_quota_id_are_refused(tmp_path: Path) -> 
     (rules / "variants" / "test_quota_3b.yaml").write_text(clash)
     with pytest.raises(QuotaDefinitionConflictError, match="q3"):
         DecisionService(database_url=f"sqlite:///{tmp_path / 'x.sqlite'}", rules_dir=rules)
+
+
+def test_unknown_segment_fact_does_not_slip_past_a_quota(service: DecisionService, engine: Engine) -> None:
+    """test_quota_ict_1 counts ICT jobs only; without job.sector the case is not granted (nobody
+    can tell whether it takes a place) and takes no place."""
+    request = km_request("test_quota_ict_1", case_id="no-sector", salary=6000)
+    del request["case"]["job"]["sector"]
+    decision = service.decide(request).decision
+    assert decision.outcome == "undetermined"
+    assert decision.missing == ["job.sector"]
+    finding = next(f for f in decision.findings if f.rule.startswith("QUOTA-"))
+    assert finding.result == "undetermined" and finding.legal_basis
+    assert count(engine, case_id="no-sector", audit=True) == 1
+    assert count(engine, case_id="no-sector") == 0
+    with_sector = service.decide(km_request("test_quota_ict_1", case_id="with-sector", salary=6000)).decision
+    assert with_sector.outcome == "granted"

@@ -106,7 +106,10 @@ def decide_resolved(
     facts, inputs = derive_facts(rules, case_facts)
     params = rules.param_values
     results = run_criteria(book, rules, facts, backend)
-    findings = [_finding(c, results[c.id], facts, params, inputs) for c in rules.criteria]
+    findings = [
+        _finding(c, results[c.id], facts, params, inputs, _met_regardless(c, results[c.id], facts, params))
+        for c in rules.criteria
+    ]
     findings += [_dormant(spec, rules) for spec in rules.not_in_force]
     if any(f.result == "fail" for f in findings):
         outcome = "refused"
@@ -159,13 +162,34 @@ def _pick(values: dict[str, Any]) -> Any:
     return next(iter(values.values())) if len(values) == 1 else values
 
 
+def _met_regardless(
+    crit: ResolvedCriterion, result: Result, facts: Mapping[str, Any], params: Mapping[str, Any]
+) -> bool:
+    """Undetermined only because its applicability is unknown, while its condition is met:
+    whatever the missing facts are, this criterion passes or does not apply, so it cannot
+    stand in the way of a grant (e.g. a salary above every age group's criterion)."""
+    return (
+        result == "undetermined"
+        and cond.evaluate(crit.applies, facts, params) is None
+        and cond.evaluate(crit.holds, facts, params) is True
+    )
+
+
 def _finding(
     crit: ResolvedCriterion,
     result: Result,
     facts: Mapping[str, Any],
     params: Mapping[str, Any],
     inputs: Mapping[str, set[str]],
+    met_regardless: bool = False,
 ) -> Finding:
+    if met_regardless:
+        unknown = input_fields(cond.undecided_facts(crit.applies, facts, params), inputs, facts)
+        found = _finding(crit, "pass", facts, params, inputs)
+        found.explanation += (
+            f" Met whether or not it applies (its applicability depends on: {', '.join(sorted(unknown))})."
+        )
+        return found
     observed = _pick({p: _display(facts.get(p)) for p in crit.observed_facts})
     required = _pick({p: _display(params[p]) for p in crit.required_params})
     missing: set[str] = set()
@@ -173,7 +197,7 @@ def _finding(
         undecided = cond.undecided_facts(crit.applies, facts, params)
         if not undecided:
             undecided = cond.undecided_facts(crit.holds, facts, params)
-        missing = input_fields(undecided, inputs)
+        missing = input_fields(undecided, inputs, facts)
     template = {
         "pass": crit.explain_pass,
         "fail": crit.explain_fail,
@@ -224,7 +248,7 @@ def _amount(
     when = cond.evaluate(applies, facts, params)
     if when is False:
         return None
-    missing: set[str] = input_fields(cond.undecided_facts(applies, facts, params), inputs)
+    missing: set[str] = input_fields(cond.undecided_facts(applies, facts, params), inputs, facts)
     value = facts.get(spec.fact) if when else None
     if when:
         missing |= {m for m in inputs.get(spec.fact, {spec.fact}) if facts.get(m) is None}

@@ -10,9 +10,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from kmrules.errors import Problem
 
@@ -111,6 +111,21 @@ def _python_type(spec: FactSpec) -> Any:
     }[spec.type]
 
 
+def _iso_date(value: Any) -> Any:
+    """Dates arrive as `YYYY-MM-DD` strings (JSON) or date objects; nothing else is a date
+    (pydantic's lax mode would read the number 0 as 1970-01-01)."""
+    if isinstance(value, dt.datetime):
+        raise ValueError("must be a date (YYYY-MM-DD), not a date and time")
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str) and len(value) == 10:
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError as exc:
+            raise ValueError(f"must be a valid date (YYYY-MM-DD): {exc}") from exc
+    raise ValueError("must be a date in ISO format (YYYY-MM-DD)")
+
+
 def _field(spec: FactSpec) -> tuple[Any, Any]:
     kwargs: dict[str, Any] = {"description": spec.description}
     if spec.type in ("number", "integer"):
@@ -122,9 +137,11 @@ def _field(spec: FactSpec) -> tuple[Any, Any]:
         kwargs["allow_inf_nan"] = False
     if spec.pattern:
         kwargs["pattern"] = spec.pattern
-    if spec.type in ("date", "enum"):
-        kwargs["strict"] = False  # JSON carries dates and enum members as strings
+    if spec.type == "enum":
+        kwargs["strict"] = False  # JSON carries enum members as strings
     pytype = _python_type(spec)
+    if spec.type == "date":
+        pytype = Annotated[dt.date, BeforeValidator(_iso_date)]
     if spec.required:
         return pytype, Field(..., **kwargs)
     return pytype | None, Field(default=None, **kwargs)

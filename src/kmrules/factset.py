@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kmrules.derive import REGISTRY
+from kmrules.errors import Problem, RequestError
 from kmrules.resolve import ResolvedRules
 
 
@@ -32,13 +33,22 @@ def derive_facts(rules: ResolvedRules, case_facts: Mapping[str, Any]) -> tuple[d
                 args.append(arg["value"])
         inputs[derived.name] = sources
         required_unknown = any(a is None and not t.endswith("?") for a, t in zip(args, fn.arg_types, strict=True))
-        facts[derived.name] = None if required_unknown else fn.function(*args)
+        try:
+            facts[derived.name] = None if required_unknown else fn.function(*args)
+        except (OverflowError, ValueError) as exc:  # e.g. a date near year 9999 plus 3 years
+            fields = sorted(f"case.{field}" for field in sources)
+            raise RequestError(
+                [
+                    Problem(field, f"out of the range the rules can compute with ({derived.fn}: {exc})")
+                    for field in fields
+                ]
+            ) from exc
     return facts, inputs
 
 
-def input_fields(names: set[str], inputs: Mapping[str, set[str]]) -> set[str]:
-    """Map fact names (case or derived) to the case input fields behind them."""
+def input_fields(names: set[str], inputs: Mapping[str, set[str]], facts: Mapping[str, Any]) -> set[str]:
+    """Map unknown fact names (case or derived) to the unknown case input fields behind them."""
     out: set[str] = set()
     for name in names:
-        out |= inputs.get(name, {name})
+        out |= {field for field in inputs.get(name, {name}) if facts.get(field) is None}
     return out

@@ -101,7 +101,14 @@ def _build(book: Rulebook, spec: Any) -> VariantStack:
         variants = tuple(v for p in parts for v in p.variants)
         return VariantStack("+".join(spec) if spec else "baseline", variants, any(p.order_wins for p in parts))
     if isinstance(spec, dict) and set(spec) <= {"base", "parameters", "order_wins"}:
-        base = _build(book, spec.get("base", []))
+        raw_base = spec.get("base", [])
+        if not (
+            isinstance(raw_base, str) or (isinstance(raw_base, list) and all(isinstance(b, str) for b in raw_base))
+        ):
+            raise RequestError([Problem("variant.base", "must be a variant id or a list of variant ids")])
+        if not isinstance(spec.get("order_wins", False), bool):
+            raise RequestError([Problem("variant.order_wins", "must be true or false")])
+        base = _build(book, raw_base)
         params = spec.get("parameters", {})
         if not isinstance(params, dict):
             raise RequestError([Problem("variant.parameters", "must be a mapping of parameter name to value")])

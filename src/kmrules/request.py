@@ -15,7 +15,7 @@ from kmrules.rulebook import Rulebook
 class RequestEnvelope(BaseModel):
     """Top level of a decision request; the case itself is checked against rules/facts.yaml."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     scheme: str = Field(min_length=1)
     variant: str | list[str] | dict[str, Any] = "baseline"

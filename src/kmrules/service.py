@@ -34,6 +34,7 @@ from kmrules.quota.wiring import (
     derive_case_id,
     governing,
     parse_definitions,
+    undecided_segments,
 )
 from kmrules.request import parse_request
 from kmrules.resolve import resolve
@@ -176,6 +177,15 @@ class DecisionService:
         envelope, case_facts, on = parse_request(book, request)
         stack = stack_for(book, envelope.variant)
         rules = resolve(book, envelope.scheme, stack, on)
+        unsure = undecided_segments(rules.quotas, on, case_facts) if decision.outcome == "granted" else []
+        if unsure:  # a quota may or may not count this case: not a grant until the facts are given
+            decision = decision.model_copy(
+                update={
+                    "outcome": "undetermined",
+                    "findings": [*decision.findings, *unsure],
+                    "missing": sorted({*decision.missing, *(m for f in unsure for m in f.missing)}),
+                }
+            )
         defns = governing(rules.quotas, on, case_facts) if decision.outcome == "granted" else []
         ctx = LedgerContext(
             backend=self.database_backend,

@@ -17,7 +17,7 @@ from kmrules.overlay import stack_for
 from kmrules.quota.definitions import fact_value
 from kmrules.quota.memory import SimulatedCase, simulate_allocation
 from kmrules.quota.models import AllocationReport
-from kmrules.quota.wiring import derive_case_id, parse_definitions
+from kmrules.quota.wiring import derive_case_id, parse_definitions, undecided_segments
 from kmrules.request import parse_request
 from kmrules.resolve import resolve
 from kmrules.rulebook import Rulebook
@@ -56,6 +56,8 @@ def simulate_quota(
         seen: dict[str, object] = {path: fact_value(facts, path) for path in paths}
         seen[SCHEME_SEGMENT] = envelope.scheme
         case_id = envelope.case_id or derive_case_id(envelope.scheme, facts)
-        cases.append((case_id, on, seen, decision.outcome == "granted"))
+        # as in the decision service: a case a quota may or may not count is not granted
+        granted = decision.outcome == "granted" and not undecided_segments(rules.quotas, on, facts)
+        cases.append((case_id, on, seen, granted))
     scoped = [d.model_copy(update={"segment": {**d.segment, SCHEME_SEGMENT: d.scheme}}) for d in defns]
     return simulate_allocation(cases, scoped)

@@ -17,8 +17,8 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from kmrules.errors import Problem, RuleFileError
-from kmrules.model import Decision, QuotaFinding
-from kmrules.quota.definitions import QuotaDefinition
+from kmrules.model import Decision, Finding, LegalBasis, QuotaFinding
+from kmrules.quota.definitions import QuotaDefinition, fact_value
 from kmrules.quota.errors import QuotaError
 from kmrules.quota.models import Reservation
 
@@ -30,6 +30,7 @@ __all__ = [
     "derive_case_id",
     "governing",
     "parse_definitions",
+    "undecided_segments",
 ]
 
 CaseIdSource = Literal["request", "derived"]
@@ -73,6 +74,28 @@ def parse_definitions(raw: Iterable[Mapping[str, Any]]) -> list[QuotaDefinition]
         if seen != defn:
             raise QuotaDefinitionConflictError(defn.id)
     return list(by_id.values())
+
+
+def undecided_segments(raw: Iterable[Mapping[str, Any]], on: date, case_facts: Mapping[str, Any]) -> list[Finding]:
+    """A finding per quota in force whose segment reads a fact the case does not give: without
+    it nobody can tell whether the case takes a place, so the case must not slip past it."""
+    out = []
+    for defn in parse_definitions(raw):
+        unknown = sorted(p for p in defn.segment if fact_value(case_facts, p) is None)
+        if defn.governs(on) and unknown:
+            out.append(
+                Finding(
+                    rule=f"QUOTA-{defn.id}",
+                    title=f"{defn.title}: does the case count against it?",
+                    result="undetermined",
+                    legal_basis=[LegalBasis(**b) for b in defn.legal_basis],
+                    explanation=f"The {defn.kind} {defn.id} counts only cases with "
+                    + ", ".join(f"{p} = {defn.segment[p]}" for p in unknown)
+                    + f"; missing {', '.join(unknown)}.",
+                    missing=unknown,
+                )
+            )
+    return out
 
 
 def governing(raw: Iterable[Mapping[str, Any]], on: date, case_facts: Mapping[str, Any]) -> list[QuotaDefinition]:

@@ -1,0 +1,337 @@
+"""Load benchmark of POST /v1/decisions against a real `kmrules serve` on 127.0.0.1.
+
+Run: .venv/bin/python benchmarks/bench_api.py [--duration 8] [--rates 100,500] [--concurrency 32]
+        [--client both|raw|httpx] [--variants baseline,km_quota_2024] [--postgres-url URL]
+
+Starts the server itself: first the embedded default (SQLite, 1 worker), then, when a
+PostgreSQL URL is given (or KMRULES_TEST_POSTGRES_URL is set), PostgreSQL with 2 workers in a
+fresh schema. For each server and each load generator it runs:
+
+  paced R/s   requests scheduled at R per second (open loop, at most --concurrency in flight):
+              the latency a caller sees at that load. Latency counts from the *scheduled* send
+              time, so a server that falls behind is charged for the queueing (no coordinated
+              omission). When the backlog passes 2 s of requests, new ones are not sent
+              ("shed"): the phase stays bounded and the shed count says the rate was not held.
+  saturation  --concurrency requests always in flight: the most the server does per second.
+
+Load generators (bounded async clients): `httpx` (httpx.AsyncClient, bounded pool) and `raw`
+(a minimal keep-alive HTTP/1.1 client). Client and server share this machine's two cores and
+httpx costs ~2 ms of CPU per request here, so the raw client shows the server's capacity.
+
+Every request is a distinct first application of 2024 with its own case id and writes an
+audit row; under variant km_quota_2024 (limit 22,000) a granted one also takes a quota place in
+the same transaction, so every such decision locks the one counter row of the quota's year.
+Server logs are on (info), as in production.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from api.examples import DECISION_REQUEST  # noqa: E402
+
+
+@dataclass
+class Result:
+    """One phase's figures."""
+
+    name: str
+    sent: int
+    ok: int
+    errors: int
+    seconds: float
+    latencies_ms: list[float]
+    late: int = 0
+    shed: int = 0
+
+    def line(self) -> str:
+        lat = sorted(self.latencies_ms) or [float("nan")]
+        p50 = statistics.median(lat)
+        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+        extra = f", late >10 ms {self.late}, shed {self.shed}" if self.name.startswith("paced") else ""
+        return (
+            f"  {self.name:<14} {self.ok / self.seconds:7.1f} req/s  p50 {p50:8.2f} ms  p99 {p99:8.2f} ms  "
+            f"max {lat[-1]:8.2f} ms  ({self.ok} ok, {self.errors} errors in {self.seconds:.1f} s{extra})"
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(data_dir: Path, database_url: str | None, workers: int) -> tuple[subprocess.Popen[str], str, str]:
+    """`kmrules serve` on a free port; returns (process, base url, the admin key it printed)."""
+    port = free_port()
+    cmd = [sys.executable, "-c", "from kmrules.cli import main; main()", "serve", "--port", str(port)]
+    cmd += ["--data-dir", str(data_dir), "--workers", str(workers)]  # info logs, as in production
+    if database_url:
+        cmd += ["--database-url", database_url]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KMRULES_")}
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, start_new_session=True
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    while not any(line.startswith("kmrules API on") for line in lines):
+        line = proc.stdout.readline()
+        if not line:
+            raise SystemExit(f"server exited early: {lines}")
+        lines.append(line.strip())
+    key = next(lines[i + 1] for i, line in enumerate(lines) if "created an admin key" in line)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return proc, url, key
+        except httpx.TransportError:
+            time.sleep(0.1)
+    stop(proc)
+    raise SystemExit("server did not become healthy")
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def request_body(n: int, variant: str, run: str) -> dict[str, Any]:
+    """A distinct, valid first application of 2024 (salary and birth date vary with n)."""
+    body = copy.deepcopy(DECISION_REQUEST)
+    body["variant"] = variant
+    body["case_id"] = f"bench-{run}-{n}"
+    case = body["case"]
+    case["application_date"] = f"2024-{1 + n % 12:02d}-{1 + n % 28:02d}"
+    case["applicant"]["birth_date"] = f"{1970 + n % 30}-{1 + n % 12:02d}-{1 + n % 28:02d}"
+    case["job"]["gross_monthly_salary"] = 3000 + (n * 37) % 5000
+    return body
+
+
+class RawClient:
+    """A minimal HTTP/1.1 keep-alive client: a pool of `size` connections, one request each at a
+    time. It costs ~0.1 ms of CPU per request where httpx costs ~2 ms on this machine, so the
+    server, not the client, is what gets measured on two shared cores."""
+
+    def __init__(self, url: str, headers: dict[str, str], size: int) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self._addr = (host, int(port))
+        self._head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self._pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+        self._size = size
+
+    async def __aenter__(self) -> RawClient:
+        for _ in range(self._size):
+            self._pool.put_nowait(await asyncio.open_connection(*self._addr))
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        while not self._pool.empty():
+            self._pool.get_nowait()[1].close()
+
+    async def post(self, path: str, body: bytes) -> int:
+        reader, writer = await self._pool.get()
+        try:
+            writer.write(
+                f"POST {path} HTTP/1.1\r\nHost: bench\r\n{self._head}Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.split(b"\r\n")
+            length = next(int(x.split(b":")[1]) for x in lines if x.lower().startswith(b"content-length:"))
+            await reader.readexactly(length)
+            self._pool.put_nowait((reader, writer))
+            return int(lines[0].split()[1])
+        except BaseException:
+            writer.close()
+            self._pool.put_nowait(await asyncio.open_connection(*self._addr))
+            raise
+
+
+class HttpxClient:
+    """httpx.AsyncClient with a bounded connection pool."""
+
+    def __init__(self, url: str, headers: dict[str, str], size: int) -> None:
+        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+        self._client = httpx.AsyncClient(base_url=url, limits=limits, timeout=30, headers=headers)
+
+    async def __aenter__(self) -> HttpxClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self._client.aclose()
+
+    async def post(self, path: str, body: bytes) -> int:
+        return (await self._client.post(path, content=body)).status_code
+
+
+async def run_phase(
+    name: str, url: str, key: str, variant: str, duration: float, concurrency: int, rate: float, client_kind: str
+) -> Result:
+    run = uuid.uuid4().hex[:8]
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    latencies: list[float] = []
+    ok = errors = late = sent = shed = 0
+    gate = asyncio.Semaphore(concurrency)
+    factory = RawClient if client_kind == "raw" else HttpxClient
+    async with factory(url, headers, concurrency) as client:
+
+        async def one(n: int, scheduled: float) -> None:
+            nonlocal ok, errors, late
+            body = json.dumps(request_body(n, variant, run)).encode()
+            async with gate:
+                start = time.perf_counter()
+                if start - scheduled > 0.010:
+                    late += 1
+                try:
+                    good = await client.post("/v1/decisions", body) == 200
+                except (httpx.HTTPError, OSError, asyncio.IncompleteReadError):
+                    good = False
+                done = time.perf_counter()
+            if good:
+                ok += 1
+                latencies.append((done - (scheduled if rate else start)) * 1000)
+            else:
+                errors += 1
+
+        t0 = time.perf_counter()
+        tasks: list[asyncio.Task[None]] = []
+        if rate:
+            interval, slot = 1 / rate, 0
+            backlog_cap = max(concurrency, int(2 * rate))
+            while (now := time.perf_counter()) - t0 < duration:
+                due = t0 + slot * interval
+                slot += 1
+                if due > now:
+                    await asyncio.sleep(due - now)
+                if sent - ok - errors >= backlog_cap:
+                    shed += 1
+                    continue
+                tasks.append(asyncio.create_task(one(sent, due)))
+                sent += 1
+            await asyncio.gather(*tasks)
+        else:
+
+            async def worker() -> None:
+                nonlocal sent
+                while time.perf_counter() - t0 < duration:
+                    sent += 1
+                    await one(sent, time.perf_counter())
+
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+        seconds = time.perf_counter() - t0
+    return Result(name, sent, ok, errors, seconds, latencies, late, shed)
+
+
+def bench(label: str, data_dir: Path, database_url: str | None, workers: int, args: argparse.Namespace) -> None:
+    proc, url, key = start_server(data_dir, database_url, workers)
+    clients = ["raw", "httpx"] if args.client == "both" else [args.client]
+    try:
+        asyncio.run(run_phase("warm-up", url, key, args.variants[0], 2.0, 8, 0, "raw"))
+        print(f"{label}: {workers} worker(s), concurrency {args.concurrency}, {args.duration:g} s per phase")
+        for kind in clients:
+            for variant in args.variants:
+                print(f" client {kind}, variant {variant}:")
+                phases = [(f"paced {r:g}/s", r) for r in args.rates] + [("saturation", 0.0)]
+                for name, rate in phases:
+                    result = asyncio.run(
+                        run_phase(name, url, key, variant, args.duration, args.concurrency, rate, kind)
+                    )
+                    print(result.line())
+                    sys.stdout.flush()
+    finally:
+        stop(proc)
+
+
+def postgres_schema(base: str) -> tuple[str, str]:
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from kmrules.store.database import make_engine
+
+    name = f"kmrules_bench_{uuid.uuid4().hex[:8]}"
+    engine = make_engine(base)
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{name}"'))
+    engine.dispose()
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={name}"}).render_as_string(hide_password=False)
+    return name, url
+
+
+def drop_schema(base: str, name: str) -> None:
+    from sqlalchemy import text
+
+    from kmrules.store.database import make_engine
+
+    engine = make_engine(base)
+    with engine.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
+    engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per phase")
+    parser.add_argument(
+        "--rates",
+        type=lambda text: [float(r) for r in text.split(",") if r],
+        default=[100.0, 500.0],
+        help="paced phases, requests per second (comma-separated; default 100,500)",
+    )
+    parser.add_argument("--concurrency", type=int, default=32, help="requests in flight at most")
+    parser.add_argument(
+        "--variants",
+        type=lambda text: [v for v in text.split(",") if v],
+        default=["baseline", "km_quota_2024"],
+        help="variants to load, in turn (default: baseline = audit row only; km_quota_2024 = quota place + audit row)",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("KMRULES_TEST_POSTGRES_URL"),
+        help="also benchmark PostgreSQL with 2 workers (default: $KMRULES_TEST_POSTGRES_URL)",
+    )
+    parser.add_argument("--pg-workers", type=int, default=2)
+    parser.add_argument(
+        "--client", choices=["raw", "httpx", "both"], default="both", help="load generator (default: both, in turn)"
+    )
+    args = parser.parse_args()
+    print(f"POST /v1/decisions on 127.0.0.1, {os.cpu_count()} cores, client and server on this machine")
+    with tempfile.TemporaryDirectory(prefix="kmrules-bench-") as tmp:
+        bench("SQLite (embedded default)", Path(tmp) / "sqlite", None, 1, args)
+        if args.postgres_url:
+            name, url = postgres_schema(args.postgres_url)
+            try:
+                bench("PostgreSQL", Path(tmp) / "pg", url, args.pg_workers, args)
+            finally:
+                drop_schema(args.postgres_url, name)
+        else:
+            print("PostgreSQL: skipped (no --postgres-url and KMRULES_TEST_POSTGRES_URL unset)")
+
+
+if __name__ == "__main__":
+    main()
