@@ -32,6 +32,9 @@ class AuditRecord(BaseModel):
     actor_role: str
 
 
+_INSERT = audit_log.insert()
+
+
 def append_audit(
     conn: Connection,
     *,
@@ -54,7 +57,8 @@ def append_audit(
         actor_role=actor_role,
     )
     try:
-        conn.execute(audit_log.insert().values(**record.model_dump()))
+        # one statement object, parameters bound per call: SQLAlchemy reuses its compiled form
+        conn.execute(_INSERT, record.model_dump())
     except IntegrityError as exc:
         if idempotency_key is not None and "idempotency_key" in str(exc.orig):
             raise DuplicateIdempotencyKeyError(idempotency_key) from exc
