@@ -22,6 +22,22 @@ def _root() -> None:
     """kmrules: Dutch knowledge-migrant rules and the 2023 labour-migration package as code."""
 
 
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        envvar="KMRULES_DATA_DIR",
+        help="Folder of the embedded SQLite ledger and audit log (default ./data).",
+    ),
+]
+DatabaseUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="KMRULES_DATABASE_URL",
+        help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db (wins over --data-dir).",
+    ),
+]
 RulesOption = Annotated[
     Path | None,
     typer.Option("--rules", envvar="KMRULES_RULES_DIR", help="Rules directory (default: the package's rules/)."),

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from kmrules.cli import RulesOption, console, fail
+from kmrules.cli import DatabaseUrlOption, DataDirOption, RulesOption, console, fail
 from kmrules.errors import KmrulesError
 from kmrules.quota.models import Released, Usage
 from kmrules.service import DecisionService
@@ -23,20 +23,6 @@ DEFAULT_DATA_DIR = Path("data")
 CLI_ROLE = "cli"
 """The actor role the audit log records for a release made from the command line."""
 
-DataDirOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir", envvar="KMRULES_DATA_DIR", help="Directory of the embedded SQLite ledger (default ./data)."
-    ),
-]
-DatabaseUrlOption = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url",
-        envvar="KMRULES_DATABASE_URL",
-        help="SQLAlchemy URL of the ledger, e.g. postgresql+psycopg://user@host/db (wins over --data-dir).",
-    ),
-]
 QuotaOption = Annotated[str | None, typer.Option("--quota", help="Only this quota or target id.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 

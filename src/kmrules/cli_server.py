@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kmrules.cli import RulesOption, err_console
+from kmrules.cli import DatabaseUrlOption, DataDirOption, RulesOption, err_console
 from kmrules.errors import KmrulesError
 
 if TYPE_CHECKING:
@@ -25,20 +25,6 @@ if TYPE_CHECKING:
 
 ROLES = ("caseworker", "policy", "admin")
 
-DataDirOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir", envvar="KMRULES_DATA_DIR", help="Folder of the embedded SQLite database (default: ./data)."
-    ),
-]
-DatabaseOption = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url",
-        envvar="KMRULES_DATABASE_URL",
-        help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db (default: SQLite in the data dir).",
-    ),
-]
 
 keys_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Create, list and revoke API keys.")
 
@@ -60,7 +46,7 @@ def serve(
     workers: Annotated[
         int, typer.Option("--workers", min=1, max=64, help="Worker processes (share the database).")
     ] = 1,
-    database_url: DatabaseOption = None,
+    database_url: DatabaseUrlOption = None,
     rules: RulesOption = None,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning, error.")] = "info",
 ) -> None:
@@ -125,7 +111,7 @@ def _safe_url(url: str) -> str:
 def keys_create(
     role: Annotated[str, typer.Option("--role", help="caseworker, policy or admin.")],
     data_dir: DataDirOption = None,
-    database_url: DatabaseOption = None,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Create an API key; the key is printed alone on the last line (only its hash is stored)."""
     if role not in ROLES:
@@ -139,7 +125,7 @@ def keys_create(
 
 
 @keys_app.command("list")
-def keys_list(data_dir: DataDirOption = None, database_url: DatabaseOption = None) -> None:
+def keys_list(data_dir: DataDirOption = None, database_url: DatabaseUrlOption = None) -> None:
     """List key ids, roles and dates (never the keys)."""
     store, engine = _store(data_dir, database_url)
     try:
@@ -154,7 +140,7 @@ def keys_list(data_dir: DataDirOption = None, database_url: DatabaseOption = Non
 def keys_revoke(
     key_id: Annotated[str, typer.Argument(help="Key id (from `kmrules keys list`).")],
     data_dir: DataDirOption = None,
-    database_url: DatabaseOption = None,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Revoke a key by id (running servers stop accepting it within seconds)."""
     store, engine = _store(data_dir, database_url)

@@ -39,11 +39,7 @@ class QuotaDefinition(BaseModel):
     def _check(self) -> QuotaDefinition:
         if self.rollover and self.period != "quarter":
             raise ValueError("rollover applies to quarterly tranches only (period: quarter)")
-        if (
-            self.valid_from is not None
-            and self.valid_until is not None
-            and self.valid_until < self.valid_from
-        ):
+        if self.valid_from is not None and self.valid_until is not None and self.valid_until < self.valid_from:
             raise ValueError("valid_until lies before valid_from")
         return self
 

@@ -17,9 +17,7 @@ class NotGovernedError(QuotaError):
     def __init__(self, quota_id: str, application_date: date) -> None:
         self.quota_id = quota_id
         self.application_date = application_date
-        super().__init__(
-            f"quota {quota_id!r} does not govern applications dated {application_date.isoformat()}"
-        )
+        super().__init__(f"quota {quota_id!r} does not govern applications dated {application_date.isoformat()}")
 
 
 class InvalidPeriodKeyError(QuotaError):
@@ -28,9 +26,7 @@ class InvalidPeriodKeyError(QuotaError):
     def __init__(self, quota_id: str, period_key: str, expected: str) -> None:
         self.quota_id = quota_id
         self.period_key = period_key
-        super().__init__(
-            f"period key {period_key!r} is not a valid {expected} key for quota {quota_id!r}"
-        )
+        super().__init__(f"period key {period_key!r} is not a valid {expected} key for quota {quota_id!r}")
 
 
 class HeldInOtherPeriodError(QuotaError):

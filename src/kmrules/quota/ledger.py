@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import TypeVar
 
-from sqlalchemy import Connection, Engine, exists, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from kmrules.quota.definitions import QuotaDefinition
@@ -29,8 +27,9 @@ from kmrules.quota.errors import (
     NothingHeldError,
 )
 from kmrules.quota.models import Released, Reservation, Usage
-from kmrules.quota.outcome import HeldPlace, reservation_outcome
-from kmrules.quota.periods import constraining_periods, effective_limit, period_key
+from kmrules.quota.outcome import reservation_outcome, usage_from
+from kmrules.quota.periods import constraining_periods, period_key
+from kmrules.quota.statements import held_place, lock_counters, next_place, read_counters
 from kmrules.store.database import read_only
 from kmrules.store.retry import is_transient
 from kmrules.store.tables import quota_counters as counters
@@ -73,9 +72,7 @@ class _CallbackFailed(Exception):
 class Ledger:
     """Places of quotas and target figures, held per case, in a SQL database."""
 
-    def __init__(
-        self, engine: Engine, *, max_attempts: int = 8, backoff_seconds: float = 0.02
-    ) -> None:
+    def __init__(self, engine: Engine, *, max_attempts: int = 8, backoff_seconds: float = 0.02) -> None:
         self._engine = engine
         self._max_attempts = max_attempts
         self._backoff = backoff_seconds
@@ -189,9 +186,7 @@ class Ledger:
         def work(conn: Connection) -> list[Usage]:
             lines: list[Usage] = []
             for defn in wanted:
-                stmt = select(counters.c.period_key).where(
-                    counters.c.quota_id == defn.id, counters.c.used > 0
-                )
+                stmt = select(counters.c.period_key).where(counters.c.quota_id == defn.id, counters.c.used > 0)
                 for key in sorted(conn.scalars(stmt)):
                     lines.append(self._usage(conn, defn, key))
             return sorted(lines, key=lambda u: (u.quota_id, u.period_key))
@@ -249,27 +244,19 @@ class Ledger:
         assert last is not None
         raise LedgerBusyError(self._max_attempts, last) from last
 
-    def _answer(
-        self, conn: Connection, defn: QuotaDefinition, key: str, case_id: str, *, lock: bool
-    ) -> Reservation:
+    def _answer(self, conn: Connection, defn: QuotaDefinition, key: str, case_id: str, *, lock: bool) -> Reservation:
         periods = constraining_periods(defn, key)
-        used = (
-            _lock_counters(conn, defn.id, periods)
-            if lock
-            else _read_counters(conn, defn.id, periods)
-        )
+        used = lock_counters(conn, defn.id, periods) if lock else read_counters(conn, defn.id, periods)
         return reservation_outcome(
             defn,
             key,
             case_id,
             used,
-            _held(conn, defn.id, case_id),
-            lambda: _next_place(conn, defn.id, key, used.get(key, 0)),
+            held_place(conn, defn.id, case_id),
+            lambda: next_place(conn, defn.id, key, used.get(key, 0)),
         )
 
-    def _take(
-        self, conn: Connection, defn: QuotaDefinition, answer: Reservation, place_no: int
-    ) -> None:
+    def _take(self, conn: Connection, defn: QuotaDefinition, answer: Reservation, place_no: int) -> None:
         try:
             conn.execute(
                 places.insert().values(
@@ -282,15 +269,11 @@ class Ledger:
             )
         except IntegrityError as exc:
             raise _Conflict(str(exc.orig)) from exc
-        stmt = counters.update().where(
-            counters.c.quota_id == defn.id, counters.c.period_key == answer.period_key
-        )
+        stmt = counters.update().where(counters.c.quota_id == defn.id, counters.c.period_key == answer.period_key)
         if defn.kind == "quota":
             stmt = stmt.where(counters.c.used < answer.limit)
         if conn.execute(stmt.values(used=counters.c.used + 1)).rowcount != 1:
-            raise LedgerInvariantError(
-                f"counter of {defn.id} {answer.period_key} changed under lock"
-            )
+            raise LedgerInvariantError(f"counter of {defn.id} {answer.period_key} changed under lock")
 
     def _release(self, conn: Connection, case_id: str, quota_id: str | None) -> list[Released]:
         held = select(places.c.quota_id, places.c.period_key).where(
@@ -302,7 +285,7 @@ class Ledger:
         now = datetime.now(UTC)
         released: list[Released] = []
         for q, p in keys:
-            _lock_counters(conn, q, [p])
+            lock_counters(conn, q, [p])
             active = (
                 places.c.case_id == case_id,
                 places.c.quota_id == q,
@@ -322,93 +305,14 @@ class Ledger:
             if conn.execute(stmt).rowcount != 1:
                 raise LedgerInvariantError(f"counter of {q} {p} is below its active places")
             released += [
-                Released(quota_id=q, period_key=p, case_id=case_id, place_no=n, released_at=now)
-                for n in numbers
+                Released(quota_id=q, period_key=p, case_id=case_id, place_no=n, released_at=now) for n in numbers
             ]
         if not released:
             raise NothingHeldError(case_id, quota_id)
         return released
 
     def _usage(self, conn: Connection, defn: QuotaDefinition, key: str) -> Usage:
-        used = _read_counters(conn, defn.id, constraining_periods(defn, key))
-        limit = effective_limit(defn, key, used)
-        n = used.get(key, 0)
-        return Usage(
-            quota_id=defn.id,
-            period_key=key,
-            used=n,
-            limit=limit,
-            kind=defn.kind,
-            remaining=max(0, limit - n),
-        )
-
-
-# -- statements -------------------------------------------------------------------------
-
-
-def _lock_counters(conn: Connection, quota_id: str, periods: list[str]) -> dict[str, int]:
-    """Create missing counter rows and lock them, in sorted order; returns used per period."""
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    used: dict[str, int] = {}
-    for key in sorted(periods):
-        conn.execute(
-            insert(counters)
-            .values(quota_id=quota_id, period_key=key, used=0)
-            .on_conflict_do_nothing(index_elements=["quota_id", "period_key"])
-        )
-        stmt = (
-            select(counters.c.used)
-            .where(counters.c.quota_id == quota_id, counters.c.period_key == key)
-            .with_for_update()
-        )
-        used[key] = int(conn.execute(stmt).scalar_one())
-    return used
-
-
-def _read_counters(conn: Connection, quota_id: str, periods: list[str]) -> dict[str, int]:
-    stmt = select(counters.c.period_key, counters.c.used).where(
-        counters.c.quota_id == quota_id, counters.c.period_key.in_(periods)
-    )
-    found: Mapping[str, int] = {k: int(u) for k, u in conn.execute(stmt)}
-    return {key: found.get(key, 0) for key in periods}
-
-
-def _held(conn: Connection, quota_id: str, case_id: str) -> HeldPlace | None:
-    stmt = select(places.c.period_key, places.c.place_no).where(
-        places.c.quota_id == quota_id,
-        places.c.case_id == case_id,
-        places.c.released_at.is_(None),
-    )
-    row = conn.execute(stmt).first()
-    return (str(row[0]), int(row[1])) if row is not None else None
-
-
-def _next_place(conn: Connection, quota_id: str, key: str, used: int) -> int:
-    """The lowest free place number: released numbers are taken again before new ones."""
-    if used == 0:
-        return 1
-    active = (
-        places.c.quota_id == quota_id,
-        places.c.period_key == key,
-        places.c.released_at.is_(None),
-    )
-    top = conn.scalar(select(func.max(places.c.place_no)).where(*active))
-    if top == used:
-        return used + 1
-    if conn.scalar(select(places.c.id).where(*active, places.c.place_no == 1).limit(1)) is None:
-        return 1
-    nxt = places.alias("nxt")
-    successor_free = ~exists().where(
-        nxt.c.quota_id == quota_id,
-        nxt.c.period_key == key,
-        nxt.c.released_at.is_(None),
-        nxt.c.place_no == places.c.place_no + 1,
-    )
-    return int(
-        conn.execute(
-            select(func.min(places.c.place_no + 1)).where(*active, successor_free)
-        ).scalar_one()
-    )
+        return usage_from(defn, key, read_counters(conn, defn.id, constraining_periods(defn, key)))
 
 
 def _as_reader(conn: Connection) -> None:

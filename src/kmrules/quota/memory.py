@@ -23,8 +23,8 @@ from kmrules.quota.models import (
     Reservation,
     Usage,
 )
-from kmrules.quota.outcome import HeldPlace, reservation_outcome
-from kmrules.quota.periods import constraining_periods, effective_limit, period_key
+from kmrules.quota.outcome import HeldPlace, reservation_outcome, usage_from
+from kmrules.quota.periods import constraining_periods, period_key
 
 __all__ = ["InMemoryLedger", "SimulatedCase", "simulate_allocation"]
 
@@ -81,9 +81,7 @@ class InMemoryLedger:
         now = datetime.now(UTC)
         with self._lock:
             mine = sorted(
-                (q, held)
-                for (q, c), held in self._held.items()
-                if c == case_id and (quota_id is None or q == quota_id)
+                (q, held) for (q, c), held in self._held.items() if c == case_id and (quota_id is None or q == quota_id)
             )
             if not mine:
                 raise NothingHeldError(case_id, quota_id)
@@ -115,9 +113,7 @@ class InMemoryLedger:
             keys = sorted(k for k, n in self._used.items() if k[0] in wanted and n > 0)
             return [self._usage(wanted[q], p) for q, p in keys]
 
-    def _answer(
-        self, defn: QuotaDefinition, application_date: date, case_id: str, *, take: bool
-    ) -> Reservation:
+    def _answer(self, defn: QuotaDefinition, application_date: date, case_id: str, *, take: bool) -> Reservation:
         _check_case_id(case_id)
         key = period_key(defn, application_date)
         numbers = self._numbers[(defn.id, key)]
@@ -134,17 +130,7 @@ class InMemoryLedger:
         return {p: self._used.get((defn.id, p), 0) for p in constraining_periods(defn, key)}
 
     def _usage(self, defn: QuotaDefinition, key: str) -> Usage:
-        used = self._used_by_period(defn, key)
-        limit = effective_limit(defn, key, used)
-        n = used.get(key, 0)
-        return Usage(
-            quota_id=defn.id,
-            period_key=key,
-            used=n,
-            limit=limit,
-            kind=defn.kind,
-            remaining=max(0, limit - n),
-        )
+        return usage_from(defn, key, self._used_by_period(defn, key))
 
 
 @dataclass
@@ -167,9 +153,7 @@ class _Tally:
             bucket[label] = bucket.get(label, 0) + 1
 
 
-def simulate_allocation(
-    cases: Iterable[SimulatedCase], defns: Iterable[QuotaDefinition]
-) -> AllocationReport:
+def simulate_allocation(cases: Iterable[SimulatedCase], defns: Iterable[QuotaDefinition]) -> AllocationReport:
     """Allocate places to the cases the rules granted, in application-date order.
 
     A case counts under each definition that governs its date and whose segment it matches.

@@ -74,9 +74,7 @@ class QuotaAllocation(BaseModel):
     taken: int
     refused: int
     exceeded_by: int = Field(description="target: places taken beyond the limit; quota: 0")
-    taken_by_segment: dict[str, dict[str, int]] = Field(
-        description="fact path -> fact value -> places taken"
-    )
+    taken_by_segment: dict[str, dict[str, int]] = Field(description="fact path -> fact value -> places taken")
     refused_by_segment: dict[str, dict[str, int]] = Field(
         description="fact path -> fact value -> cases refused by this quota"
     )

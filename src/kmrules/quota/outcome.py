@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 
 from kmrules.quota.definitions import QuotaDefinition
 from kmrules.quota.errors import HeldInOtherPeriodError
-from kmrules.quota.models import Reservation
+from kmrules.quota.models import Reservation, Usage
 from kmrules.quota.periods import effective_limit
 
 HeldPlace = tuple[str, int]
@@ -62,3 +62,10 @@ def _answer(
         limit=limit,
         exceeded=used > limit,
     )
+
+
+def usage_from(defn: QuotaDefinition, key: str, used: Mapping[str, int]) -> Usage:
+    """Use of one period from the used counts of the periods that constrain it (both ledgers)."""
+    limit = effective_limit(defn, key, used)
+    n = used.get(key, 0)
+    return Usage(quota_id=defn.id, period_key=key, used=n, limit=limit, kind=defn.kind, remaining=max(0, limit - n))
