@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -19,8 +20,8 @@ from kmrules.engine import ENGINE_NAME, DurableBackend
 from kmrules.factset import derive_facts, input_fields
 from kmrules.model import Amount, Decision, Finding, LegalBasis, Receipt
 from kmrules.oracle import Result, evaluate_criteria
-from kmrules.overlay import stack_for
-from kmrules.request import parse_request
+from kmrules.overlay import VariantStack, stack_for
+from kmrules.request import RequestEnvelope, parse_request
 from kmrules.resolve import ResolvedCriterion, ResolvedRules, resolve
 from kmrules.rulebook import Rulebook, load_rulebook, type_context
 from kmrules.rulefiles import CriterionSpec
@@ -62,15 +63,40 @@ def decide(
     `amounts.salary_needed` and `counterfactuals.variants_that_grant`.
     """
     book = book or get_rulebook(rules_dir)
+    return decide_prepared(book, prepare(book, request), backend, explain_more=explain_more)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A validated request with its rules resolved: what deciding (and the ledger) work from."""
+
+    envelope: RequestEnvelope
+    case_facts: dict[str, Any]
+    on: dt.date
+    stack: VariantStack
+    rules: ResolvedRules
+
+
+def prepare(book: Rulebook, request: dict[str, Any]) -> Prepared:
+    """Validate the request and resolve its scheme x variant x date (typed errors on bad input)."""
     envelope, case_facts, on = parse_request(book, request)
     stack = stack_for(book, envelope.variant)
-    rules = resolve(book, envelope.scheme, stack, on)
-    decision = decide_resolved(book, rules, case_facts, backend, explain_more=explain_more)
+    return Prepared(envelope, case_facts, on, stack, resolve(book, envelope.scheme, stack, on))
+
+
+def decide_prepared(
+    book: Rulebook, prepared: Prepared, backend: Backend = "durable", *, explain_more: bool = True
+) -> Decision:
+    """Decide a prepared request; with `explain_more`, counterfactuals on threshold refusals."""
+    decision = decide_resolved(book, prepared.rules, prepared.case_facts, backend, explain_more=explain_more)
     if explain_more and "salary_needed" in decision.amounts:  # a refusal a threshold decided
         from kmrules.counterfactual import granting_variants
 
-        label = envelope.variant if isinstance(envelope.variant, str) else ""
-        decision.counterfactuals["variants_that_grant"] = granting_variants(book, envelope.scheme, case_facts, label)
+        variant = prepared.envelope.variant
+        label = variant if isinstance(variant, str) else ""
+        decision.counterfactuals["variants_that_grant"] = granting_variants(
+            book, prepared.envelope.scheme, prepared.case_facts, label
+        )
     return decision
 
 

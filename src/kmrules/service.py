@@ -20,10 +20,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection
 
-from kmrules.decide import Backend, decide, get_rulebook
+from kmrules.decide import Backend, decide_prepared, get_rulebook, prepare
 from kmrules.errors import KmrulesError, Problem, RequestError
 from kmrules.model import Decision
-from kmrules.overlay import stack_for
 from kmrules.quota.definitions import QuotaDefinition, period_key
 from kmrules.quota.ledger import Ledger
 from kmrules.quota.models import Released, Reservation, Usage
@@ -36,8 +35,6 @@ from kmrules.quota.wiring import (
     parse_definitions,
     undecided_segments,
 )
-from kmrules.request import parse_request
-from kmrules.resolve import resolve
 from kmrules.rulebook import Rulebook
 from kmrules.store.audit import AuditRecord, append_audit, find_audit_by_idempotency_key, get_audit
 from kmrules.store.database import default_sqlite_url, make_engine, migrate, read_only
@@ -173,10 +170,10 @@ class DecisionService:
 
     def _decide(self, request: dict[str, Any], body: str, key: str | None, role: str) -> RecordedDecision:
         book = self._book
-        decision = decide(request, book=book, backend=self._backend)
-        envelope, case_facts, on = parse_request(book, request)
-        stack = stack_for(book, envelope.variant)
-        rules = resolve(book, envelope.scheme, stack, on)
+        prepared = prepare(book, request)
+        decision = decide_prepared(book, prepared, self._backend)
+        envelope, case_facts, on = prepared.envelope, prepared.case_facts, prepared.on
+        stack, rules = prepared.stack, prepared.rules
         unsure = undecided_segments(rules.quotas, on, case_facts) if decision.outcome == "granted" else []
         if unsure:  # a quota may or may not count this case: not a grant until the facts are given
             decision = decision.model_copy(
