@@ -3,11 +3,11 @@ SQLite and PostgreSQL: what the decision service builds on."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import date
 
 import pytest
+from concurrency_helpers import all_at_once
 from service_helpers import build_defn, count, fresh_database, unique
 from sqlalchemy import Connection, Engine
 
@@ -120,30 +120,13 @@ def test_concurrent_cases_needing_two_quotas_never_leak_a_place(engine: Engine, 
     wide, narrow = build_defn(limit=30), build_defn(limit=20)
     ledger = Ledger(engine)
     n = 120
-    start = threading.Barrier(n)
-    answers: dict[str, list[Reservation]] = {}
-    errors: list[BaseException] = []
-    lock = threading.Lock()
 
-    def run(i: int) -> None:
+    def run(i: int) -> tuple[str, list[Reservation]]:
         case = f"r{repetition}-{i}"
         order = [wide, narrow] if i % 2 else [narrow, wide]
-        try:
-            start.wait()
-            result = ledger.reserve_all(order, ON, case)
-            with lock:
-                answers[case] = result
-        except BaseException as exc:
-            with lock:
-                errors.append(exc)
+        return case, ledger.reserve_all(order, ON, case)
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
-    assert errors == []
+    answers = dict(all_at_once(run, n))
     winners = [c for c, result in answers.items() if all(a.granted for a in result)]
     assert len(winners) == 20
     assert ledger.usage(wide, "2024").used == 20

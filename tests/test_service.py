@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from concurrency_helpers import all_at_once
 from service_helpers import HERE, count, fresh_database, km_request, make_rules_dir
 from sqlalchemy import Connection, Engine
 
@@ -382,28 +383,10 @@ def test_200_concurrent_decisions_against_a_quota_of_50(
     service: DecisionService, engine: Engine, repetition: int
 ) -> None:
     threads_n, limit = 200, 50
-    answers: list[RecordedDecision] = []
-    errors: list[BaseException] = []
-    lock = threading.Lock()
-    start = threading.Barrier(threads_n)
+    answers = all_at_once(
+        lambda i: service.decide(km_request("test_quota_50", case_id=f"p{repetition}-{i}")), threads_n
+    )
 
-    def run(i: int) -> None:
-        try:
-            start.wait()
-            answer = service.decide(km_request("test_quota_50", case_id=f"p{repetition}-{i}"))
-            with lock:
-                answers.append(answer)
-        except BaseException as exc:
-            with lock:
-                errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(threads_n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
-    assert errors == []
     granted = [a.decision for a in answers if a.decision.outcome == "granted"]
     refused = [a.decision for a in answers if a.decision.outcome == "refused"]
     assert (len(granted), len(refused)) == (limit, threads_n - limit)
