@@ -39,8 +39,13 @@ class AppContext:
     )
 
     async def write(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run a ledger/audit write in the thread pool, at most `settings.write_concurrency` at a
-        time per process (see Settings.write_concurrency for why so few)."""
+        """Run a decision or release (rules, ledger and audit, one transaction).
+
+        With `settings.write_concurrency` 0 (the default) it runs here, on the event loop, to
+        completion; with N > 0, in the thread pool, at most N at a time per process. See
+        Settings.write_concurrency for why the loop is the default."""
+        if self.settings.write_concurrency == 0:
+            return fn(*args, **kwargs)
         loop = asyncio.get_running_loop()
         limiter = self._limiters.get(loop)
         if limiter is None:

@@ -23,14 +23,18 @@ class _Out(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class DecisionOut(Decision):
-    """The rule core's decision plus where the audit log keeps it."""
+class DecisionEnvelope(BaseModel):
+    """Where the audit log keeps a decision: the fields DecisionOut adds to the rule core's."""
 
     id: str = Field(description="Audit-log id: GET /v1/decisions/{id} reads it back.")
     created_at: dt.datetime
     idempotent_replay: bool = Field(
         default=False, description="True when an Idempotency-Key retry returned the stored decision."
     )
+
+
+class DecisionOut(Decision, DecisionEnvelope):
+    """The rule core's decision plus where the audit log keeps it."""
 
 
 class WhatIf(_Out):

@@ -38,13 +38,17 @@ class Settings:
     log_level: str = "INFO"
     key_cache_seconds: float = 5.0
     """How long a verified key is trusted without asking the database (revocation delay)."""
-    write_concurrency: int = 1
-    """Decisions and releases (ledger + audit transactions) running at once per process; the
-    others queue first come, first served. Why 1: the decision work holds the GIL, so more
-    threads only overlap database waits, while they make SQLite writers sleep in its busy
-    handler (steps up to 100 ms) and make PostgreSQL transactions queue on the quota's counter
-    row while holding their locks longer. Measured on 2 cores: 1 gave 1.5x the throughput and a
-    ten times shorter p99 than 8. Scale out with --workers instead."""
+    write_concurrency: int = 0
+    """Where decisions and releases (rules + ledger + audit transaction) run. 0: on the event
+    loop, one at a time per process, each to completion; N > 0: in the thread pool, at most N
+    at once, the others queued first come, first served.
+    Why 0: the decision work holds the GIL, so threads add no parallelism; they only overlap
+    database waits, while GIL hand-offs between the loop and the worker cost CPU (measured on
+    2 cores: ~1 ms more per decision at 8 in flight) and more writers make SQLite writers
+    sleep in its busy handler (steps up to 100 ms) and PostgreSQL transactions queue on the
+    quota's counter row. The price: while a decision runs (~2 ms), this process answers
+    nothing else, and a ledger retry's back-off sleeps on the loop. Scale out with --workers;
+    set N > 0 when the database is far away and its round trips dominate."""
 
     @classmethod
     def resolve(
@@ -67,7 +71,7 @@ class Settings:
             rules_dir=Path(rules).resolve() if rules else None,
             max_body_bytes=int(body) if body else DEFAULT_MAX_BODY_BYTES,
             log_level=(log_level or os.environ.get(ENV_LOG_LEVEL) or "INFO").upper(),
-            write_concurrency=max(1, int(writers)) if writers else 1,
+            write_concurrency=_count(ENV_WRITE_CONCURRENCY, writers) if writers else 0,
         )
 
     def to_env(self) -> dict[str, str]:
@@ -86,3 +90,10 @@ class Settings:
     def with_(self, **changes: object) -> Settings:
         """A copy with some fields changed (tests)."""
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _count(name: str, text: str) -> int:
+    """A whole number of 0 or more from an environment variable, or a ValueError naming it."""
+    if not text.isdigit():
+        raise ValueError(f"{name} must be a whole number of 0 or more, got {text!r}")
+    return int(text)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kmrules import conditions as cond
+from kmrules.engine import EngineMemo
 from kmrules.factset import derive_facts
 from kmrules.model import Amount, Decision
 from kmrules.oracle import Result
@@ -20,12 +21,14 @@ from kmrules.rulefiles import VariantFile
 SALARY = "job.gross_monthly_salary"
 
 
-def results_of(book: Rulebook, rules: ResolvedRules, case_facts: Mapping[str, Any]) -> dict[str, Result]:
+def results_of(
+    book: Rulebook, rules: ResolvedRules, case_facts: Mapping[str, Any], memo: EngineMemo | None = None
+) -> dict[str, Result]:
     """Criterion results only, from the engine: what a counterfactual needs, without explanations."""
     from kmrules.decide import run_criteria
 
     facts, _ = derive_facts(rules, case_facts)
-    return run_criteria(book, rules, facts, "durable")
+    return run_criteria(book, rules, facts, "durable", memo)
 
 
 def _salary_thresholds(rules: ResolvedRules) -> list[float]:
@@ -48,7 +51,11 @@ def _salary_thresholds(rules: ResolvedRules) -> list[float]:
 
 
 def salary_needed(
-    book: Rulebook, rules: ResolvedRules, case_facts: Mapping[str, Any], decision: Decision
+    book: Rulebook,
+    rules: ResolvedRules,
+    case_facts: Mapping[str, Any],
+    decision: Decision,
+    memo: EngineMemo | None = None,
 ) -> Amount | None:
     """The smallest salary at which no salary criterion fails, all else equal (None if none fails)."""
     salary_rules = {c.id for c in rules.criteria if SALARY in c.observed_facts}
@@ -59,7 +66,7 @@ def salary_needed(
     for candidate in _salary_thresholds(rules):
         if candidate <= current:
             continue
-        trial = results_of(book, rules, {**case_facts, SALARY: candidate})
+        trial = results_of(book, rules, {**case_facts, SALARY: candidate}, memo)
         if not any(trial[rule] == "fail" for rule in salary_rules):
             return Amount(
                 id="salary_needed",
@@ -78,8 +85,13 @@ def _touches(variant: VariantFile, scheme: str, used_params: set[str]) -> bool:
     return scheme in variant.schemes or bool(used_params & set(variant.parameters))
 
 
-def granting_variants(book: Rulebook, scheme: str, case_facts: Mapping[str, Any], current: str) -> list[str]:
-    """Ids of the shipped variants and packages under which the same (validated) case is granted."""
+def granting_variants(
+    book: Rulebook, scheme: str, case_facts: Mapping[str, Any], current: str, memo: EngineMemo | None = None
+) -> list[str]:
+    """Ids of the shipped variants and packages under which the same (validated) case is granted.
+
+    Pass the memo of the decision itself: a variant whose rules read the same as the refusing
+    ones for this case (it changes nothing this case touches) is then answered without a run."""
     from kmrules.overlay import stack_for
     from kmrules.resolve import resolve
 
@@ -92,7 +104,7 @@ def granting_variants(book: Rulebook, scheme: str, case_facts: Mapping[str, Any]
         if variant_id == current or variant_id not in touching:
             continue
         rules = resolve(book, scheme, stack_for(book, variant_id), on)
-        results = results_of(book, rules, case_facts)
+        results = results_of(book, rules, case_facts, memo)
         if all(r in ("pass", "not_applicable") for r in results.values()):
             out.append(variant_id)
     return out

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from kmrules import __version__
 from kmrules import conditions as cond
-from kmrules.engine import ENGINE_NAME, DurableBackend
+from kmrules.engine import ENGINE_NAME, DurableBackend, EngineMemo
 from kmrules.factset import derive_facts, input_fields
 from kmrules.model import Amount, Decision, Finding, LegalBasis, Receipt
 from kmrules.oracle import Result, evaluate_criteria
@@ -88,14 +88,15 @@ def decide_prepared(
     book: Rulebook, prepared: Prepared, backend: Backend = "durable", *, explain_more: bool = True
 ) -> Decision:
     """Decide a prepared request; with `explain_more`, counterfactuals on threshold refusals."""
-    decision = decide_resolved(book, prepared.rules, prepared.case_facts, backend, explain_more=explain_more)
+    memo: EngineMemo = {}  # the decision and its counterfactuals ask the engine about one case
+    decision = decide_resolved(book, prepared.rules, prepared.case_facts, backend, explain_more=explain_more, memo=memo)
     if explain_more and "salary_needed" in decision.amounts:  # a refusal a threshold decided
         from kmrules.counterfactual import granting_variants
 
         variant = prepared.envelope.variant
         label = variant if isinstance(variant, str) else ""
         decision.counterfactuals["variants_that_grant"] = granting_variants(
-            book, prepared.envelope.scheme, prepared.case_facts, label
+            book, prepared.envelope.scheme, prepared.case_facts, label, memo
         )
     return decision
 
@@ -113,11 +114,17 @@ def fact_types(book: Rulebook, rules: ResolvedRules) -> dict[str, str]:
 _FACT_TYPES: dict[tuple[int, str], tuple[Rulebook, dict[str, str]]] = {}
 
 
-def run_criteria(book: Rulebook, rules: ResolvedRules, facts: Mapping[str, Any], backend: Backend) -> dict[str, Result]:
-    """Per-criterion results from the chosen backend."""
+def run_criteria(
+    book: Rulebook,
+    rules: ResolvedRules,
+    facts: Mapping[str, Any],
+    backend: Backend,
+    memo: EngineMemo | None = None,
+) -> dict[str, Result]:
+    """Per-criterion results from the chosen backend (`memo`: see engine.EngineMemo)."""
     if backend == "oracle":
         return evaluate_criteria(rules.criteria, facts, rules.param_values)
-    return _DURABLE.run(rules, facts, fact_types(book, rules))
+    return _DURABLE.run(rules, facts, fact_types(book, rules), memo)
 
 
 def decide_resolved(
@@ -127,11 +134,12 @@ def decide_resolved(
     backend: Backend = "durable",
     *,
     explain_more: bool = True,
+    memo: EngineMemo | None = None,
 ) -> Decision:
     """Decide a validated case under already-resolved rules."""
     facts, inputs = derive_facts(rules, case_facts)
     params = rules.param_values
-    results = run_criteria(book, rules, facts, backend)
+    results = run_criteria(book, rules, facts, backend, memo)
     findings = [
         _finding(c, results[c.id], facts, params, inputs, _met_regardless(c, results[c.id], facts, params))
         for c in rules.criteria
@@ -158,7 +166,7 @@ def decide_resolved(
     if explain_more and outcome == "refused":
         from kmrules.counterfactual import salary_needed
 
-        needed = salary_needed(book, rules, case_facts, decision)
+        needed = salary_needed(book, rules, case_facts, decision, memo)
         if needed is not None:
             decision.amounts["salary_needed"] = needed
     return decision

@@ -50,6 +50,11 @@ _RESULT_OF: dict[str, Result] = {r: r for r in RESULTS}
 _LOCK = threading.Lock()
 _SERIAL = itertools.count(1)
 
+EngineMemo = dict[tuple[Any, ...], dict[str, Result]]
+"""Results of runs already made, by (compiled ruleset, encoded fact without its serial): the
+engine is deterministic, so one question about one case (a decision and its counterfactuals)
+never runs the same ruleset on the same fact twice. Make one per question, never global."""
+
 
 class QuietHost(durable_engine.Host):  # type: ignore[misc]
     """A durable_rules Host without its timer/dispatcher threads (we never post events)."""
@@ -216,20 +221,35 @@ class DurableBackend:
             self._compiled[rules.structure_key] = found
         return found
 
-    def run(self, rules: ResolvedRules, facts: Mapping[str, Any], fact_types: Mapping[str, str]) -> dict[str, Result]:
-        """Result per criterion id; EngineError unless the firings are complete and consistent."""
+    def run(
+        self,
+        rules: ResolvedRules,
+        facts: Mapping[str, Any],
+        fact_types: Mapping[str, str],
+        memo: EngineMemo | None = None,
+    ) -> dict[str, Result]:
+        """Result per criterion id; EngineError unless the firings are complete and consistent.
+
+        With a `memo`, a run it already holds (same compiled ruleset, same encoded fact) is
+        answered from it: e.g. a variant that changes nothing this case's rules read."""
         with _LOCK:
             compiled = self.compiled(rules, fact_types)
             fact = encode_fact(compiled, facts, rules.param_values)
+            key = (compiled.name, *(v for k, v in fact.items() if k != "serial")) if memo is not None else ()
+            if memo is not None and (known := memo.get(key)) is not None:
+                return dict(known)
             try:
                 fired = _assert_collect_retract(compiled, fact)
-                return _read_firings(compiled, fired, rules, facts)
+                results = _read_firings(compiled, fired, rules, facts)
             except EngineError:
                 self._discard(compiled, fact)
                 raise
             except Exception as exc:  # durable_rules_engine.error and anything it raises
                 self._discard(compiled, fact)
                 raise EngineError(f"durable_rules failed: {exc!r}") from exc
+            if memo is not None:
+                memo[key] = dict(results)
+            return results
 
     def _discard(self, compiled: CompiledRuleset, fact: dict[str, Any] | None) -> None:
         """A host that raised is never reused: the next decision compiles a fresh one."""

@@ -88,6 +88,8 @@ class RecordedDecision(BaseModel):
     created_at: datetime
     decision: Decision
     idempotent_replay: bool
+    decision_json: str
+    """`decision` as the audit log holds it (JSON text), so an answer need not serialise it again."""
 
 
 class DecisionService:
@@ -199,13 +201,19 @@ class DecisionService:
                 conn,
                 kind=DECISION,
                 request_json=body,
-                response_json=final.model_dump_json(),
+                response_json=(text := final.model_dump_json()),
                 actor_role=role,
                 case_id=ctx.case_id,
                 idempotency_key=key,
             )
             written[:] = [
-                RecordedDecision(id=record.id, created_at=record.created_at, decision=final, idempotent_replay=False)
+                RecordedDecision(
+                    id=record.id,
+                    created_at=record.created_at,
+                    decision=final,
+                    idempotent_replay=False,
+                    decision_json=text,
+                )
             ]
 
         self._ledger.reserve_all(defns, on, ctx.case_id, dry_run=ctx.dry_run, on_result=audit)
@@ -275,6 +283,7 @@ def _recorded(record: AuditRecord, *, replay: bool) -> RecordedDecision:
         created_at=record.created_at,
         decision=Decision.model_validate_json(record.response_json),
         idempotent_replay=replay,
+        decision_json=record.response_json,
     )
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +14,9 @@ from api_helpers import SMALL_QUOTA, SMALL_QUOTA_LIMIT, granted_request
 from fastapi.testclient import TestClient
 
 import kmrules
+from api.app import create_app
 from api.examples import COMPARE_REQUEST, COMPARE_WHAT_IF, DECISION_REQUEST, DECISION_REQUEST_REFUSED
+from kmrules.store.database import default_sqlite_url
 
 PINNED_KEYS = {"outcome", "scheme", "variant", "findings", "missing", "amounts", "receipt"}
 
@@ -246,3 +250,45 @@ def test_unknown_query_parameter_is_a_clear_422(client: TestClient, caseworker: 
     assert response.status_code == 422
     assert response.json()["problems"][0]["location"] == "query.dat"
     assert client.get("/v1/parameters?date=2024-01-01", headers=caseworker).status_code == 200
+
+
+def test_the_answer_is_the_audited_decision(client: TestClient, caseworker: dict[str, str]) -> None:
+    """The route answers the audit row's decision text plus the envelope, never a re-rendering."""
+    body = client.post("/v1/decisions", json=DECISION_REQUEST_REFUSED, headers=caseworker).json()
+    recorded = client.app.state.ctx.service.get_decision(body["id"])  # type: ignore[attr-defined]
+    envelope = {"id", "created_at", "idempotent_replay"}
+    assert {k: v for k, v in body.items() if k not in envelope} == json.loads(recorded.decision_json)
+    assert body["counterfactuals"]["variants_that_grant"] == recorded.decision.counterfactuals["variants_that_grant"]
+
+
+def test_decisions_in_the_thread_pool_when_configured(
+    settings: Any, tmp_path: Path, auth: dict[str, dict[str, str]], keys: dict[str, str]
+) -> None:
+    """write_concurrency N > 0 runs decisions in the thread pool: same answers as on the loop."""
+    threaded = settings.with_(write_concurrency=2, data_dir=tmp_path, database_url=default_sqlite_url(tmp_path))
+    with TestClient(create_app(threaded)) as other:
+        key = other.app.state.ctx.keys.create("caseworker")[0]  # type: ignore[attr-defined]
+        headers = {"Authorization": f"Bearer {key}"}
+        answers = [
+            other.post("/v1/decisions", json=b, headers=headers) for b in (DECISION_REQUEST, DECISION_REQUEST_REFUSED)
+        ]
+    assert [a.status_code for a in answers] == [200, 200]
+    assert [a.json()["outcome"] for a in answers] == ["granted", "refused"]
+
+
+def test_decisions_take_only_a_bearer_key(client: TestClient, keys: dict[str, str]) -> None:
+    for header in (f"Basic {keys['caseworker']}", keys["caseworker"], "Bearer", "Bearer "):
+        response = client.post("/v1/decisions", json=DECISION_REQUEST, headers={"Authorization": header})
+        assert response.status_code == 401, header
+        assert response.json()["error"] == "unauthenticated"
+    lower = client.post(
+        "/v1/decisions", json=DECISION_REQUEST, headers={"Authorization": f"bearer {keys['caseworker']}"}
+    )
+    assert lower.status_code == 200  # the scheme name is case-insensitive, as HTTPBearer reads it
+
+
+def test_decision_route_documents_its_key_and_header(client: TestClient) -> None:
+    operation = client.get("/openapi.json").json()["paths"]["/v1/decisions"]["post"]
+    assert operation["security"] == [{"HTTPBearer": []}]
+    (header,) = [p for p in operation["parameters"] if p["in"] == "header"]
+    assert header["name"] == "Idempotency-Key" and header["schema"]["maxLength"] == 200
