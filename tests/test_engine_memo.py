@@ -1,9 +1,11 @@
-"""The per-question engine memo: identical (ruleset, encoded fact) runs are asked once, and
-counterfactuals computed with it equal those computed run by run."""
+"""What makes a decision cheaper must not change it: the per-question engine memo (identical
+(ruleset, encoded fact) runs are asked once), the shared-prefix order of compiled comparisons,
+and the cached variant stacks and resolutions."""
 
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import importlib
 import json
 from pathlib import Path
@@ -15,7 +17,11 @@ import kmrules
 from kmrules.counterfactual import granting_variants, salary_needed
 from kmrules.decide import decide_resolved, fact_types, prepare
 from kmrules.engine import DurableBackend, EngineMemo
+from kmrules.errors import UnknownVariantError
 from kmrules.factset import derive_facts
+from kmrules.overlay import stack_for
+from kmrules.resolve import resolve
+from kmrules.rulecompile import leaf_order, pattern
 
 engine_module = importlib.import_module("kmrules.engine")
 EXAMPLE = json.loads((Path(__file__).parent.parent / "examples" / "knowledge_migrant_2023.json").read_text())
@@ -108,3 +114,33 @@ def test_a_refusal_skips_variants_that_read_the_same(engine_calls: list[int]) ->
     without = len(engine_calls) - before - with_memo
     assert decision.outcome == "refused"
     assert with_memo < without
+
+
+def test_comparisons_most_shared_come_first_in_every_pattern() -> None:
+    a, b, c = ("k__x", "eq", True), ("f__y", "gt", 3), ("f__z", "eq", "TR")
+    terms = [frozenset({a, b}), frozenset({a, c}), frozenset({a, b, c})]
+    order = leaf_order(terms)
+    assert order[a] < order[b] < order[c]  # a in 3 terms, b and c in 2: the tie goes by text
+    assert pattern(frozenset({c, b, a}), order) == {
+        "$and": [{"kind": "case"}, {"k__x": True}, {"$gt": {"f__y": 3}}, {"f__z": "TR"}]
+    }
+    assert leaf_order(list(reversed(terms))) == order  # the order of the terms does not matter
+
+
+def test_named_variant_stacks_are_built_once_and_unknown_ids_still_fail() -> None:
+    book = kmrules.get_rulebook()
+    first = stack_for(book, "km_raise_criteria_10pct")
+    assert stack_for(book, "km_raise_criteria_10pct") is first
+    with pytest.raises(UnknownVariantError):
+        stack_for(book, "no_such_variant")
+    assert "no_such_variant" not in book.named_stacks
+
+
+def test_a_day_resolves_to_its_own_date_from_the_cache() -> None:
+    book = kmrules.get_rulebook()
+    stack = stack_for(book, "baseline")
+    one = resolve(book, "knowledge_migrant", stack, dt.date(2024, 3, 15))
+    other = resolve(book, "knowledge_migrant", stack, dt.date(2024, 3, 16))
+    assert one.on == dt.date(2024, 3, 15) and other.on == dt.date(2024, 3, 16)
+    assert one.param_values == other.param_values and one.structure_key == other.structure_key
+    assert resolve(book, "knowledge_migrant", stack, dt.date(2024, 3, 15)) is one

@@ -42,7 +42,18 @@ from kmrules import conditions as cond
 from kmrules.errors import EngineError
 from kmrules.oracle import Result, criterion_result
 from kmrules.resolve import ResolvedRules
-from kmrules.rulecompile import PLACEHOLDER, criterion_exprs, dnf, encode_value, fact_key, known_key, pair_key, pattern
+from kmrules.rulecompile import (
+    PLACEHOLDER,
+    Leaf,
+    criterion_exprs,
+    dnf,
+    encode_value,
+    fact_key,
+    known_key,
+    leaf_order,
+    pair_key,
+    pattern,
+)
 
 ENGINE_NAME = "durable_rules 2.0.28"
 RESULTS: tuple[Result, ...] = ("pass", "fail", "not_applicable", "undetermined")
@@ -105,6 +116,7 @@ def compile_rules(rules: ResolvedRules, fact_types: Mapping[str, str]) -> Compil
     used_facts: list[str] = []
     per_criterion: list[tuple[str, ...]] = []
     pairs: list[tuple[str, str, str]] = []
+    terms: dict[str, frozenset[Leaf]] = {}
     for index, crit in enumerate(rules.criteria):
         read = cond.facts_of(crit.applies) + cond.facts_of(crit.holds)
         per_criterion.append(tuple(dict.fromkeys(read)))
@@ -112,8 +124,10 @@ def compile_rules(rules: ResolvedRules, fact_types: Mapping[str, str]) -> Compil
         pairs += _pairs(crit.applies) + _pairs(crit.holds)
         for result, expr in criterion_exprs(crit.applies, crit.holds).items():
             for k, term in enumerate(dnf(expr)):
-                rule_name = f"{index}__{result}__{k}"
-                definition[rule_name] = {"all": [{"m": pattern(term)}], "run": _never_called}
+                terms[f"{index}__{result}__{k}"] = term
+    order = leaf_order(terms.values())
+    for rule_name, term in terms.items():
+        definition[rule_name] = {"all": [{"m": pattern(term, order)}], "run": _never_called}
     name = "kmrules_" + rules.structure_key
     host = QuietHost()
     host.register_rulesets({name: definition})

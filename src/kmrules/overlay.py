@@ -79,8 +79,12 @@ class _Overrides:
 def stack_for(book: Rulebook, spec: Any) -> VariantStack:
     """Normalise a request's `variant` (id, list of ids, or inline package) into a VariantStack;
     VariantConflictError when two of its variants set a parameter differently without an order."""
+    if isinstance(spec, str) and (known := book.named_stacks.get(spec)) is not None:
+        return known
     stack = _build(book, spec)
     check_conflicts(stack)
+    if isinstance(spec, str):
+        book.named_stacks[spec] = stack
     return stack
 
 

@@ -84,8 +84,13 @@ def resolve(book: Rulebook, scheme_id: str, stack: VariantStack, on: dt.date) ->
     """Resolve for a date; cached per interval between change dates, so two dates with the
     same parameter values and criterion versions share one resolution (and one compiled
     engine ruleset)."""
-    handle = _BookHandle(book)
-    key = stack_key(stack)
+    return _resolve_on(_BookHandle(book), scheme_id, stack_key(stack), stack, on)
+
+
+@lru_cache(maxsize=8192)
+def _resolve_on(handle: _BookHandle, scheme_id: str, key: str, stack: VariantStack, on: dt.date) -> ResolvedRules:
+    """The interval's resolution, dated `on` (a day's copy is cached too: counterfactuals
+    resolve every shipped variant for the same day)."""
     bounds = _boundaries(handle, scheme_id, key, stack)
     index = bisect.bisect_right(bounds, on) - 1
     start = bounds[index] if index >= 0 else dt.date.min

@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -31,6 +31,9 @@ from kmrules.rulefiles import (
 )
 from kmrules.yamlsource import line_of, load_yaml_file
 
+if TYPE_CHECKING:
+    from kmrules.overlay import VariantStack
+
 DEFAULT_RULES_DIR = Path(__file__).resolve().parent.parent.parent / "rules"
 M = TypeVar("M", bound=BaseModel)
 
@@ -47,6 +50,9 @@ class Rulebook:
     packages: dict[str, PackageFile]
     measures: list[dict[str, Any]]
     sources: dict[str, str] = field(default_factory=dict)  # object id -> file
+    named_stacks: dict[str, VariantStack] = field(default_factory=dict, repr=False, compare=False)
+    """Variant stacks of plain ids, built once (overlay.stack_for): a counterfactual asks for
+    every shipped variant on every refusal."""
 
     def scheme(self, scheme_id: str) -> SchemeFile:
         """The scheme, or UnknownSchemeError listing the known ones."""
