@@ -2,10 +2,11 @@
 
 Run: .venv/bin/python benchmarks/bench_api.py [--duration 8] [--rates 100,500] [--concurrency 32]
         [--client both|raw|httpx] [--variants baseline,km_quota_2024] [--postgres-url URL]
+        [--sqlite-workers 1] [--pg-workers 2]
 
-Starts the server itself: first the embedded default (SQLite, 1 worker), then, when a
-PostgreSQL URL is given (or KMRULES_TEST_POSTGRES_URL is set), PostgreSQL with 2 workers in a
-fresh schema. For each server and each load generator it runs:
+Starts the server itself: first the embedded default (SQLite, 1 worker unless
+--sqlite-workers), then, when a PostgreSQL URL is given (or KMRULES_TEST_POSTGRES_URL is set),
+PostgreSQL with 2 workers in a fresh schema. For each server and each load generator it runs:
 
   paced R/s   requests scheduled at R per second (open loop, at most --concurrency in flight):
               the latency a caller sees at that load. Latency counts from the *scheduled* send
@@ -325,12 +326,15 @@ def main() -> None:
     )
     parser.add_argument("--pg-workers", type=int, default=2)
     parser.add_argument(
+        "--sqlite-workers", type=int, default=1, help="SQLite server's workers (default 1: the embedded default)"
+    )
+    parser.add_argument(
         "--client", choices=["raw", "httpx", "both"], default="both", help="load generator (default: both, in turn)"
     )
     args = parser.parse_args()
     print(f"POST /v1/decisions on 127.0.0.1, {os.cpu_count()} cores, client and server on this machine")
     with tempfile.TemporaryDirectory(prefix="kmrules-bench-") as tmp:
-        bench("SQLite (embedded default)", Path(tmp) / "sqlite", None, 1, args)
+        bench("SQLite (embedded default)", Path(tmp) / "sqlite", None, args.sqlite_workers, args)
         if args.postgres_url:
             name, url = postgres_schema(args.postgres_url)
             try:

@@ -11,7 +11,7 @@ import ipaddress
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -56,6 +56,7 @@ def serve(
     from api import logging as api_logging
     from api.keystore import KeyStore
     from api.settings import Settings
+    from api.workers import reuse_port_supported, run_workers
     from kmrules.decide import get_rulebook
     from kmrules.store.database import make_engine, migrate
 
@@ -88,17 +89,20 @@ def serve(
     )
     sys.stdout.flush()
     os.environ.update(settings.to_env())  # every worker rebuilds the same settings (api.app:app_from_env)
-    uvicorn.run(
-        "api.app:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=api_logging.log_config(settings.log_level),
-        access_log=False,
-        server_header=False,
-        timeout_graceful_shutdown=10,
-    )
+    options: dict[str, Any] = {
+        "log_config": api_logging.log_config(settings.log_level),
+        "access_log": False,
+        "server_header": False,
+        "timeout_graceful_shutdown": 10,
+    }
+    if workers > 1 and reuse_port_supported():  # one socket per worker: see api.workers
+        try:
+            code = run_workers(host, port, workers, options)
+        except OSError as exc:
+            err_console.print(f"[red]error:[/] cannot listen on {host}:{port}: {exc.strerror or exc}")
+            raise typer.Exit(code=2) from exc
+        raise typer.Exit(code=code)
+    uvicorn.run("api.app:app_from_env", factory=True, host=host, port=port, workers=workers, **options)
 
 
 def _safe_url(url: str) -> str:

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import shutil
+import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -208,3 +213,72 @@ def test_workers_flag_runs_several_processes(tmp_path: Path, rules_copy: Path) -
         assert running.log().count("Started server process") >= 2
     finally:
         running.stop()
+
+
+def _connections_per_worker(port: int) -> dict[str, int]:
+    """Established connections to `port` per server process id, as `ss` reports them."""
+    out = subprocess.run(
+        ["ss", "-tnpH", "state", "established", f"( sport = :{port} )"], capture_output=True, text=True, check=True
+    ).stdout
+    counts: dict[str, int] = {}
+    for pid in re.findall(r"pid=(\d+)", out):
+        counts[pid] = counts.get(pid, 0) + 1
+    return counts
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs `ss` (iproute2) to see which worker holds a connection")
+def test_workers_share_keep_alive_connections(tmp_path: Path, rules_copy: Path) -> None:
+    """Each worker listens on its own SO_REUSEPORT socket: 32 keep-alive connections opened at
+    once are spread over both (a shared socket gave one worker 24 to 31 of them)."""
+    running = start_server(tmp_path, data_dir=tmp_path / "data", rules_dir=rules_copy, workers=2)
+    try:
+        deadline = time.monotonic() + 30
+        while running.log().count("Started server process") < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        clients = [socket.create_connection(("127.0.0.1", running.port), timeout=10) for _ in range(32)]
+        try:
+            for client in clients:
+                client.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+            for client in clients:
+                assert client.recv(4096).startswith(b"HTTP/1.1 200")
+            counts = _connections_per_worker(running.port)
+        finally:
+            for client in clients:
+                client.close()
+        assert sum(counts.values()) == 32 and len(counts) == 2, counts
+        assert min(counts.values()) >= 4, counts  # hashing 32 connections: fewer than 4 has p < 3e-6
+    finally:
+        running.stop()
+
+
+def test_sigterm_to_the_parent_stops_every_worker(tmp_path: Path, rules_copy: Path) -> None:
+    running = start_server(tmp_path, data_dir=tmp_path / "data", rules_dir=rules_copy, workers=2)
+    try:
+        running.process.send_signal(signal.SIGTERM)  # the parent only, not its process group
+        assert running.process.wait(timeout=30) == 0
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(running.process.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        with pytest.raises(ProcessLookupError):
+            os.killpg(running.process.pid, 0)
+    finally:
+        running.kill()
+
+
+def test_workers_on_a_port_in_use_refuse_to_start(tmp_path: Path, rules_copy: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            serve_command("--port", str(port), "--workers", "2", "--data-dir", str(tmp_path), "--rules", str(rules_copy)),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
