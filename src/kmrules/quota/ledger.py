@@ -29,7 +29,7 @@ from kmrules.quota.errors import (
 from kmrules.quota.models import Released, Reservation, Usage
 from kmrules.quota.outcome import reservation_outcome, usage_from
 from kmrules.quota.periods import constraining_periods, period_key
-from kmrules.quota.statements import held_place, lock_counters, next_place, read_counters
+from kmrules.quota.statements import count_one, held_place, lock_counters, next_place, read_counters, take_place
 from kmrules.store.database import read_only
 from kmrules.store.retry import is_transient
 from kmrules.store.tables import quota_counters as counters
@@ -257,22 +257,18 @@ class Ledger:
         )
 
     def _take(self, conn: Connection, defn: QuotaDefinition, answer: Reservation, place_no: int) -> None:
+        row = {
+            "quota_id": defn.id,
+            "period_key": answer.period_key,
+            "case_id": answer.case_id,
+            "place_no": place_no,
+            "reserved_at": datetime.now(UTC),
+        }
         try:
-            conn.execute(
-                places.insert().values(
-                    quota_id=defn.id,
-                    period_key=answer.period_key,
-                    case_id=answer.case_id,
-                    place_no=place_no,
-                    reserved_at=datetime.now(UTC),
-                )
-            )
+            take_place(conn, row)
         except IntegrityError as exc:
             raise _Conflict(str(exc.orig)) from exc
-        stmt = counters.update().where(counters.c.quota_id == defn.id, counters.c.period_key == answer.period_key)
-        if defn.kind == "quota":
-            stmt = stmt.where(counters.c.used < answer.limit)
-        if conn.execute(stmt.values(used=counters.c.used + 1)).rowcount != 1:
+        if not count_one(conn, defn.id, answer.period_key, answer.limit if defn.kind == "quota" else None):
             raise LedgerInvariantError(f"counter of {defn.id} {answer.period_key} changed under lock")
 
     def _release(self, conn: Connection, case_id: str, quota_id: str | None) -> list[Released]:

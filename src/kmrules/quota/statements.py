@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy import Connection, exists, func, select
+from sqlalchemy import Connection, bindparam, exists, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -16,24 +16,54 @@ from kmrules.quota.outcome import HeldPlace
 from kmrules.store.tables import quota_counters as counters
 from kmrules.store.tables import quota_places as places
 
+# The statements of a reservation, built once with bound parameters: building a SQLAlchemy
+# expression per call cost more than running it (a granted decision under a quota runs 6-7).
+_ENSURE_COUNTER = {
+    dialect: insert(counters)
+    .values(quota_id=bindparam("q"), period_key=bindparam("k"), used=0)
+    .on_conflict_do_nothing(index_elements=["quota_id", "period_key"])
+    for dialect, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+_LOCK_COUNTER = (
+    select(counters.c.used)
+    .where(counters.c.quota_id == bindparam("q"), counters.c.period_key == bindparam("k"))
+    .with_for_update()
+)
+_HELD_PLACE = select(places.c.period_key, places.c.place_no).where(
+    places.c.quota_id == bindparam("q"), places.c.case_id == bindparam("c"), places.c.released_at.is_(None)
+)
+_ACTIVE = (places.c.quota_id == bindparam("q"), places.c.period_key == bindparam("k"), places.c.released_at.is_(None))
+_TOP_PLACE = select(func.max(places.c.place_no)).where(*_ACTIVE)
+_TAKE_PLACE = places.insert()
+_COUNT_ONE = (
+    counters.update()
+    .where(counters.c.quota_id == bindparam("q"), counters.c.period_key == bindparam("k"))
+    .values(used=counters.c.used + 1)
+)
+_COUNT_ONE_BELOW = _COUNT_ONE.where(counters.c.used < bindparam("limit"))
+
 
 def lock_counters(conn: Connection, quota_id: str, periods: list[str]) -> dict[str, int]:
     """Create missing counter rows and lock them, in sorted order; returns used per period."""
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    ensure = _ENSURE_COUNTER["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
     used: dict[str, int] = {}
     for key in sorted(periods):
-        conn.execute(
-            insert(counters)
-            .values(quota_id=quota_id, period_key=key, used=0)
-            .on_conflict_do_nothing(index_elements=["quota_id", "period_key"])
-        )
-        stmt = (
-            select(counters.c.used)
-            .where(counters.c.quota_id == quota_id, counters.c.period_key == key)
-            .with_for_update()
-        )
-        used[key] = int(conn.execute(stmt).scalar_one())
+        conn.execute(ensure, {"q": quota_id, "k": key})
+        used[key] = int(conn.execute(_LOCK_COUNTER, {"q": quota_id, "k": key}).scalar_one())
     return used
+
+
+def take_place(conn: Connection, row: Mapping[str, object]) -> None:
+    """Insert an active place (quota_id, period_key, case_id, place_no, reserved_at)."""
+    conn.execute(_TAKE_PLACE, dict(row))
+
+
+def count_one(conn: Connection, quota_id: str, key: str, below: int | None) -> bool:
+    """Add one to a counter (only while it is below `below`, when given); False if it was not."""
+    params: dict[str, object] = {"q": quota_id, "k": key}
+    if below is not None:
+        params["limit"] = below
+    return conn.execute(_COUNT_ONE if below is None else _COUNT_ONE_BELOW, params).rowcount == 1
 
 
 def read_counters(conn: Connection, quota_id: str, periods: list[str]) -> dict[str, int]:
@@ -47,12 +77,7 @@ def read_counters(conn: Connection, quota_id: str, periods: list[str]) -> dict[s
 
 def held_place(conn: Connection, quota_id: str, case_id: str) -> HeldPlace | None:
     """The active place a case holds in a quota (period, number), if any."""
-    stmt = select(places.c.period_key, places.c.place_no).where(
-        places.c.quota_id == quota_id,
-        places.c.case_id == case_id,
-        places.c.released_at.is_(None),
-    )
-    row = conn.execute(stmt).first()
+    row = conn.execute(_HELD_PLACE, {"q": quota_id, "c": case_id}).first()
     return (str(row[0]), int(row[1])) if row is not None else None
 
 
@@ -65,7 +90,7 @@ def next_place(conn: Connection, quota_id: str, key: str, used: int) -> int:
         places.c.period_key == key,
         places.c.released_at.is_(None),
     )
-    top = conn.scalar(select(func.max(places.c.place_no)).where(*active))
+    top = conn.scalar(_TOP_PLACE, {"q": quota_id, "k": key})
     if top == used:
         return used + 1
     if conn.scalar(select(places.c.id).where(*active, places.c.place_no == 1).limit(1)) is None:
