@@ -37,7 +37,8 @@ from kmrules.quota.wiring import (
 )
 from kmrules.rulebook import Rulebook
 from kmrules.store.audit import AuditRecord, append_audit, find_audit_by_idempotency_key, get_audit
-from kmrules.store.database import default_sqlite_url, make_engine, migrate, read_only
+from kmrules.store.checkpoint import WalCheckpointer
+from kmrules.store.database import default_sqlite_url, make_engine, migrate, read_only, sqlite_path
 from kmrules.store.errors import DuplicateIdempotencyKeyError
 
 __all__ = [
@@ -99,12 +100,15 @@ class DecisionService:
         self._book = get_rulebook(rules_dir)  # --rules / KMRULES_RULES_DIR / the package's; validated now
         self._definitions = parse_definitions(q for v in self._book.variants.values() for q in v.quotas)
         self._backend: Backend = backend
-        self._engine = make_engine(database_url)
+        path = sqlite_path(database_url)
+        # SQLite: checkpoints on a thread of their own, never inside a decision's commit
+        self._engine = make_engine(database_url, sqlite_autocheckpoint=0 if path else None)
         try:
             migrate(self._engine)
         except BaseException:
             self._engine.dispose()
             raise
+        self._checkpointer = WalCheckpointer(path).start() if path else None
         self._ledger = Ledger(self._engine)
 
     @classmethod
@@ -128,7 +132,9 @@ class DecisionService:
         return self._ledger
 
     def close(self) -> None:
-        """Close the database connections."""
+        """Close the database connections (after a last SQLite checkpoint)."""
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         self._engine.dispose()
 
     def __enter__(self) -> DecisionService:

@@ -43,11 +43,14 @@ def make_engine(
     max_overflow: int | None = None,
     echo: bool = False,
     sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+    sqlite_autocheckpoint: int | None = None,
 ) -> Engine:
     """An engine for a SQLite or PostgreSQL URL (`postgresql://` is served by psycopg 3).
 
     PostgreSQL lock waits are bounded by the server's `lock_timeout` (e.g. pass
     `?options=-clock_timeout%3D5000` in the URL); SQLite's by `sqlite_busy_timeout_ms`.
+    `sqlite_autocheckpoint`: WAL pages after which a commit checkpoints (None: SQLite's 1000;
+    0: never, for an owner that checkpoints itself, see store.checkpoint).
     """
     parsed = make_url(url)
     backend = parsed.get_backend_name()
@@ -57,12 +60,10 @@ def make_engine(
     if max_overflow is not None:
         kwargs["max_overflow"] = max_overflow
     if backend == "sqlite":
-        return _sqlite_engine(parsed, kwargs, sqlite_busy_timeout_ms)
+        return _sqlite_engine(parsed, kwargs, sqlite_busy_timeout_ms, sqlite_autocheckpoint)
     if backend in ("postgresql", "postgres"):
         if parsed.drivername not in _PG_DRIVERNAMES:
-            raise UnsupportedDatabaseError(
-                f"use postgresql+psycopg:// (psycopg 3), not {parsed.drivername}://"
-            )
+            raise UnsupportedDatabaseError(f"use postgresql+psycopg:// (psycopg 3), not {parsed.drivername}://")
         parsed = parsed.set(drivername="postgresql+psycopg")
         return create_engine(parsed, pool_pre_ping=True, **kwargs)
     raise UnsupportedDatabaseError(f"unsupported database {backend!r}: use sqlite or postgresql")
@@ -97,21 +98,30 @@ def alembic_config(url: str | None = None) -> Config:
     return config
 
 
-def _sqlite_engine(url: URL, kwargs: dict[str, Any], busy_timeout_ms: int) -> Engine:
-    database = url.database
-    if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+def sqlite_path(url: str | URL) -> Path | None:
+    """The file of an SQLite URL (None for PostgreSQL, memory or URI databases)."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database).expanduser().resolve()
+
+
+def _sqlite_engine(url: URL, kwargs: dict[str, Any], busy_timeout_ms: int, autocheckpoint: int | None) -> Engine:
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, **kwargs)
 
     def on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
-        _sqlite_on_connect(dbapi_connection, busy_timeout_ms)
+        _sqlite_on_connect(dbapi_connection, busy_timeout_ms, autocheckpoint)
 
     event.listen(engine, "connect", on_connect)
     event.listen(engine, "begin", _sqlite_on_begin)
     return engine
 
 
-def _sqlite_on_connect(dbapi_connection: Any, busy_timeout_ms: int) -> None:
+def _sqlite_on_connect(dbapi_connection: Any, busy_timeout_ms: int, autocheckpoint: int | None) -> None:
     # SQLAlchemy emits BEGIN itself (see _sqlite_on_begin); the driver must not.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
@@ -120,6 +130,8 @@ def _sqlite_on_connect(dbapi_connection: Any, busy_timeout_ms: int) -> None:
         _ensure_wal(cursor, busy_timeout_ms)
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
+        if autocheckpoint is not None:
+            cursor.execute(f"PRAGMA wal_autocheckpoint = {int(autocheckpoint)}")
     finally:
         cursor.close()
 

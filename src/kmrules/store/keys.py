@@ -35,9 +35,7 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def create_api_key(
-    conn: Connection, role: str, *, key: str | None = None
-) -> tuple[str, ApiKeyRecord]:
+def create_api_key(conn: Connection, role: str, *, key: str | None = None) -> tuple[str, ApiKeyRecord]:
     """Store a new key for a role; returns (the key, to hand out once; its record)."""
     plain = key if key is not None else secrets.token_urlsafe(32)
     record = ApiKeyRecord(
