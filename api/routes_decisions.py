@@ -1,9 +1,9 @@
 """Decisions: decide one request (quota place + audit row), read one back, compare variants.
 
 The bodies are read raw and handed to kmrules, which validates them: a caller gets the rule
-core's own field paths (`case.job.gross_monthly_salary`) and reasons. Rule and ledger work
-is synchronous and runs in the thread pool, so the event loop keeps accepting requests; the
-ledger-writing calls go through `AppContext.write`, which bounds how many run at once.
+core's own field paths (`case.job.gross_monthly_salary`) and reasons. Decisions go through
+`AppContext.write`: on the event loop by default, or in a bounded thread pool (see
+Settings.write_concurrency). Reads and compares run in the thread pool.
 """
 
 from __future__ import annotations
