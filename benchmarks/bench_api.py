@@ -51,6 +51,9 @@ sys.path.insert(0, str(ROOT))
 
 from api.examples import DECISION_REQUEST  # noqa: E402
 
+WRITE_CONCURRENCY: int | None = None
+"""--write-concurrency: the server's KMRULES_WRITE_CONCURRENCY (None: its default)."""
+
 
 @dataclass
 class Result:
@@ -98,6 +101,8 @@ def start_server(data_dir: Path, database_url: str | None, workers: int) -> tupl
     if database_url:
         cmd += ["--database-url", database_url]
     env = {k: v for k, v in os.environ.items() if not k.startswith("KMRULES_")}
+    if WRITE_CONCURRENCY is not None:
+        env["KMRULES_WRITE_CONCURRENCY"] = str(WRITE_CONCURRENCY)
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, start_new_session=True
     )
@@ -331,7 +336,15 @@ def main() -> None:
     parser.add_argument(
         "--client", choices=["raw", "httpx", "both"], default="both", help="load generator (default: both, in turn)"
     )
+    parser.add_argument(
+        "--write-concurrency",
+        type=int,
+        default=None,
+        help="server's KMRULES_WRITE_CONCURRENCY (default: the server's default, 0 = decisions on the event loop)",
+    )
     args = parser.parse_args()
+    global WRITE_CONCURRENCY
+    WRITE_CONCURRENCY = args.write_concurrency
     print(f"POST /v1/decisions on 127.0.0.1, {os.cpu_count()} cores, client and server on this machine")
     with tempfile.TemporaryDirectory(prefix="kmrules-bench-") as tmp:
         bench("SQLite (embedded default)", Path(tmp) / "sqlite", None, args.sqlite_workers, args)
