@@ -15,6 +15,7 @@ reason), restarts a worker that dies, and on SIGTERM or SIGINT stops them all gr
 from __future__ import annotations
 
 import logging
+import logging.config
 import multiprocessing
 import os
 import signal
@@ -66,6 +67,8 @@ def run_workers(host: str, port: int, workers: int, options: dict[str, Any]) -> 
     `options` are uvicorn.Config keyword arguments (logging, timeouts); host and port are
     the sockets'. Raises OSError when the port cannot be bound.
     """
+    if isinstance(options.get("log_config"), dict):
+        logging.config.dictConfig(options["log_config"])  # the parent's own lines, as the workers'
     sockets = [bind_reuse_port(host, port)]
     port = sockets[0].getsockname()[1]  # port 0: the others join the port the first one got
     sockets += [bind_reuse_port(host, port) for _ in range(workers - 1)]

@@ -275,10 +275,48 @@ def test_workers_on_a_port_in_use_refuse_to_start(tmp_path: Path, rules_copy: Pa
         taken.listen()
         port = taken.getsockname()[1]
         done = subprocess.run(
-            serve_command("--port", str(port), "--workers", "2", "--data-dir", str(tmp_path), "--rules", str(rules_copy)),
+            serve_command(
+                "--port", str(port), "--workers", "2", "--data-dir", str(tmp_path), "--rules", str(rules_copy)
+            ),
             capture_output=True,
             text=True,
             timeout=120,
         )
     assert done.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+
+
+def _workers_of(parent: int) -> list[int]:
+    """The worker processes `kmrules serve --workers N` started (multiprocessing spawn children)."""
+    found = subprocess.run(["pgrep", "-P", str(parent), "-f", "multiprocessing.spawn"], capture_output=True, text=True)
+    return [int(pid) for pid in found.stdout.split()]
+
+
+@pytest.mark.skipif(shutil.which("pgrep") is None, reason="needs `pgrep` to find the worker processes")
+def test_a_worker_that_dies_is_replaced(tmp_path: Path, rules_copy: Path) -> None:
+    running = start_server(tmp_path, data_dir=tmp_path / "data", rules_dir=rules_copy, workers=2)
+    try:
+        deadline = time.monotonic() + 30
+        while len(_workers_of(running.process.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        first = _workers_of(running.process.pid)
+        assert len(first) == 2, first
+        os.kill(first[0], signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            now = _workers_of(running.process.pid)
+            if len(now) == 2 and first[0] not in now and running.log().count("Started server process") >= 3:
+                break
+            time.sleep(0.2)
+        now = _workers_of(running.process.pid)
+        assert len(now) == 2 and first[0] not in now, now
+        assert "starting a new one" in running.log()
+        statuses = {
+            httpx.post(
+                f"{running.url}/v1/decisions", json=DECISION_REQUEST, headers=running.headers(), timeout=30
+            ).status_code
+            for _ in range(8)
+        }
+        assert statuses == {200}
+    finally:
+        running.stop()
