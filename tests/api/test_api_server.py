@@ -13,7 +13,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -197,20 +197,33 @@ def test_sigkill_mid_load_leaves_nothing_half_written(tmp_path: Path, rules_copy
     assert len(held) == len(set(held)) == SMALL_QUOTA_LIMIT
 
 
+def _wait_until(done: Callable[[], bool], seconds: float) -> None:
+    """Poll `done` until it holds or `seconds` pass (the caller asserts what it needs)."""
+    deadline = time.monotonic() + seconds
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def _decision_statuses(running: Server, count: int) -> set[int]:
+    """The statuses of `count` decisions of the worked example."""
+    return {
+        httpx.post(
+            f"{running.url}/v1/decisions", json=DECISION_REQUEST, headers=running.headers(), timeout=30
+        ).status_code
+        for _ in range(count)
+    }
+
+
+def _started(running: Server) -> int:
+    return running.log().count("Started server process")
+
+
 def test_workers_flag_runs_several_processes(tmp_path: Path, rules_copy: Path) -> None:
     running = start_server(tmp_path, data_dir=tmp_path / "data", rules_dir=rules_copy, workers=2)
     try:
-        statuses = {
-            httpx.post(
-                f"{running.url}/v1/decisions", json=DECISION_REQUEST, headers=running.headers(), timeout=30
-            ).status_code
-            for _ in range(10)
-        }
-        assert statuses == {200}
-        deadline = time.monotonic() + 20  # /healthz answers as soon as the first worker is up
-        while running.log().count("Started server process") < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert running.log().count("Started server process") >= 2
+        assert _decision_statuses(running, 10) == {200}
+        _wait_until(lambda: _started(running) >= 2, 20)  # /healthz answers as soon as the first worker is up
+        assert _started(running) >= 2
     finally:
         running.stop()
 
@@ -232,9 +245,7 @@ def test_workers_share_keep_alive_connections(tmp_path: Path, rules_copy: Path) 
     once are spread over both (a shared socket gave one worker 24 to 31 of them)."""
     running = start_server(tmp_path, data_dir=tmp_path / "data", rules_dir=rules_copy, workers=2)
     try:
-        deadline = time.monotonic() + 30
-        while running.log().count("Started server process") < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        _wait_until(lambda: _started(running) >= 2, 30)
         clients = [socket.create_connection(("127.0.0.1", running.port), timeout=10) for _ in range(32)]
         try:
             for client in clients:
@@ -256,13 +267,15 @@ def test_sigterm_to_the_parent_stops_every_worker(tmp_path: Path, rules_copy: Pa
     try:
         running.process.send_signal(signal.SIGTERM)  # the parent only, not its process group
         assert running.process.wait(timeout=30) == 0
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+
+        def group_gone() -> bool:
             try:
                 os.killpg(running.process.pid, 0)
             except ProcessLookupError:
-                break
-            time.sleep(0.1)
+                return True
+            return False
+
+        _wait_until(group_gone, 30)
         with pytest.raises(ProcessLookupError):
             os.killpg(running.process.pid, 0)
     finally:
@@ -296,27 +309,19 @@ def _workers_of(parent: int) -> list[int]:
 def test_a_worker_that_dies_is_replaced(tmp_path: Path, rules_copy: Path) -> None:
     running = start_server(tmp_path, data_dir=tmp_path / "data", rules_dir=rules_copy, workers=2)
     try:
-        deadline = time.monotonic() + 30
-        while len(_workers_of(running.process.pid)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        _wait_until(lambda: len(_workers_of(running.process.pid)) >= 2, 30)
         first = _workers_of(running.process.pid)
         assert len(first) == 2, first
         os.kill(first[0], signal.SIGKILL)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+
+        def replaced() -> bool:
             now = _workers_of(running.process.pid)
-            if len(now) == 2 and first[0] not in now and running.log().count("Started server process") >= 3:
-                break
-            time.sleep(0.2)
+            return len(now) == 2 and first[0] not in now and _started(running) >= 3
+
+        _wait_until(replaced, 60)
         now = _workers_of(running.process.pid)
         assert len(now) == 2 and first[0] not in now, now
         assert "starting a new one" in running.log()
-        statuses = {
-            httpx.post(
-                f"{running.url}/v1/decisions", json=DECISION_REQUEST, headers=running.headers(), timeout=30
-            ).status_code
-            for _ in range(8)
-        }
-        assert statuses == {200}
+        assert _decision_statuses(running, 8) == {200}
     finally:
         running.stop()
