@@ -39,7 +39,8 @@ class AppContext:
     )
 
     async def write(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run a decision or release (rules, ledger and audit, one transaction).
+        """Run a decision or release (rules, ledger and audit, one transaction), or the key
+        lookup in front of one.
 
         With `settings.write_concurrency` 0 (the default) it runs here, on the event loop, to
         completion; with N > 0, in the thread pool, at most N at a time per process. See

@@ -39,9 +39,11 @@ class Settings:
     key_cache_seconds: float = 5.0
     """How long a verified key is trusted without asking the database (revocation delay)."""
     write_concurrency: int = 0
-    """Where decisions and releases (rules + ledger + audit transaction) run. 0: on the event
-    loop, one at a time per process, each to completion; N > 0: in the thread pool, at most N
-    at once, the others queued first come, first served.
+    """Where decisions and releases (rules + ledger + audit transaction), and the key lookups
+    in front of them, run. 0: on the event loop, one at a time per process, each to
+    completion; N > 0: in the thread pool, at most N at once, the others queued first come,
+    first served. (A thread pool measured at 500 requests/s on 2 cores: p99 33-150 ms, against
+    4-10 ms on the loop, even with a 0.2-0.5 ms GIL switch interval.)
     Why 0: the decision work holds the GIL, so threads add no parallelism; they only overlap
     database waits, while GIL hand-offs between the loop and the worker cost CPU (measured on
     2 cores: ~1 ms more per decision at 8 in flight) and more writers make SQLite writers
