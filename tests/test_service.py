@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from concurrency_helpers import all_at_once
 from service_helpers import HERE, count, fresh_database, km_request, make_rules_dir
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, event
 
 import kmrules.service as service_module
 from kmrules.errors import KmrulesError, RequestError
@@ -442,3 +442,32 @@ def test_unknown_segment_fact_does_not_slip_past_a_quota(service: DecisionServic
     assert count(engine, case_id="no-sector") == 0
     with_sector = service.decide(km_request("test_quota_ict_1", case_id="with-sector", salary=6000)).decision
     assert with_sector.outcome == "granted"
+
+
+def test_a_decision_no_quota_governs_writes_its_audit_row_as_one_statement(
+    service: DecisionService, engine: Engine, backend: str
+) -> None:
+    """No BEGIN/COMMIT round trips for the audit row alone; a quota decision stays one transaction."""
+    seen: list[tuple[str, bool]] = []
+
+    def before(conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
+        dbapi = conn.connection.dbapi_connection
+        in_transaction = dbapi.in_transaction if backend == "sqlite" else not dbapi.autocommit  # type: ignore[union-attr]
+        seen.append((statement.split()[0].upper(), bool(in_transaction)))
+
+    event.listen(Engine, "before_cursor_execute", before)
+    try:
+        alone = service.decide(km_request("baseline", case_id="alone"))
+        alone_statements = list(seen)
+        seen.clear()
+        service.decide(km_request("test_quota_3", case_id="with-place"))
+    finally:
+        event.remove(Engine, "before_cursor_execute", before)
+
+    assert alone.decision.outcome == "granted"
+    assert alone_statements == [("INSERT", False)]  # outside any transaction: it commits by itself
+    assert count(engine, case_id="alone", audit=True) == 1
+    outside = [name for name, in_transaction in seen if not in_transaction]
+    assert outside == (["BEGIN"] if backend == "sqlite" else [])  # the place and its audit row: one transaction
+    assert len(seen) > 3
+    assert (count(engine, case_id="with-place"), count(engine, case_id="with-place", audit=True)) == (1, 1)

@@ -222,7 +222,10 @@ class DecisionService:
                 )
             ]
 
-        self._ledger.reserve_all(defns, on, ctx.case_id, dry_run=ctx.dry_run, on_result=audit)
+        if defns:
+            self._ledger.reserve_all(defns, on, ctx.case_id, dry_run=ctx.dry_run, on_result=audit)
+        else:  # no quota governs the case: the audit row alone, one statement, atomic by itself
+            self._ledger.write_alone(lambda conn: audit(conn, []))
         return written[0]
 
     def _replay(self, key: str, body: str) -> RecordedDecision | None:

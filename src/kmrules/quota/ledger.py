@@ -30,7 +30,7 @@ from kmrules.quota.models import Released, Reservation, Usage
 from kmrules.quota.outcome import reservation_outcome, usage_from
 from kmrules.quota.periods import constraining_periods, period_key
 from kmrules.quota.statements import count_one, held_place, lock_counters, next_place, read_counters, take_place
-from kmrules.store.database import read_only
+from kmrules.store.database import autocommit, read_only
 from kmrules.store.retry import is_transient
 from kmrules.store.tables import quota_counters as counters
 from kmrules.store.tables import quota_places as places
@@ -175,6 +175,13 @@ class Ledger:
 
         return self._run(work, write=True)
 
+    def write_alone(self, write: OnCommit) -> None:
+        """Run `write`, one INSERT or UPDATE that takes no place (e.g. the audit row of a
+        decision no quota governs), committed on its own: a single statement is atomic by
+        itself, so it skips the BEGIN and COMMIT round trips (two of a PostgreSQL write's
+        three). Lock waits are retried as in every other write."""
+        self._run(lambda conn: _call(write, conn), write=True, alone=True)
+
     def usage(self, defn: QuotaDefinition, period_key: str) -> Usage:
         """How full one period of a quota is."""
         return self._run(lambda conn: self._usage(conn, defn, period_key))
@@ -222,11 +229,13 @@ class Ledger:
 
     # -- transactions -------------------------------------------------------------------
 
-    def _run(self, work: Callable[[Connection], T], *, write: bool = False) -> T:
+    def _run(self, work: Callable[[Connection], T], *, write: bool = False, alone: bool = False) -> T:
         last: BaseException | None = None
         for attempt in range(1, self._max_attempts + 1):
             try:
                 with self._engine.connect() as conn:
+                    if alone:
+                        return work(autocommit(conn))
                     if not write:
                         _as_reader(conn)
                     with conn.begin():

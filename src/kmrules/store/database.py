@@ -26,6 +26,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "kmrules_alembic_version"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 BEGIN_OPTION = "kmrules_sqlite_begin"
+_NO_BEGIN = "NONE"
 MIGRATION_LOCK_KEY = zlib.crc32(b"kmrules.store.migrate")
 """Key of the PostgreSQL advisory lock that serialises concurrent migrations."""
 _PG_DRIVERNAMES = ("postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2")
@@ -72,6 +73,15 @@ def make_engine(
 def read_only(conn: Connection) -> Connection:
     """Mark a connection's transactions as reads: a deferred BEGIN on SQLite (no write lock)."""
     return conn.execution_options(**{BEGIN_OPTION: "DEFERRED"})
+
+
+def autocommit(conn: Connection) -> Connection:
+    """Mark a connection for single statements that commit on their own: no BEGIN or COMMIT
+    is sent (PostgreSQL: AUTOCOMMIT; SQLite: the driver's own autocommit, no BEGIN IMMEDIATE).
+    Only for work that is one statement: several would not be one transaction."""
+    if conn.dialect.name == "postgresql":
+        return conn.execution_options(isolation_level="AUTOCOMMIT")
+    return conn.execution_options(**{BEGIN_OPTION: _NO_BEGIN})
 
 
 def migrate(engine: Engine) -> None:
@@ -154,4 +164,6 @@ def _ensure_wal(cursor: Any, busy_timeout_ms: int) -> None:
 
 def _sqlite_on_begin(conn: Connection) -> None:
     mode = conn.get_execution_options().get(BEGIN_OPTION, "IMMEDIATE")
+    if mode == _NO_BEGIN:  # see autocommit(): the statement commits on its own
+        return
     conn.exec_driver_sql("BEGIN DEFERRED" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
