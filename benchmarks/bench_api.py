@@ -22,7 +22,9 @@ httpx costs ~2 ms of CPU per request here, so the raw client shows the server's 
 Every request is a distinct first application of 2024 with its own case id and writes an
 audit row; under variant km_quota_2024 (limit 22,000) a granted one also takes a quota place in
 the same transaction, so every such decision locks the one counter row of the quota's year.
-Server logs are on (info), as in production.
+Server logs are on (info), as in production. Each phase also prints the server's CPU time per
+request (all its processes, from /proc): on this machine the same request costs about twice
+the CPU at 100/s as at 500/s, so compare that column before blaming the code for a change.
 """
 
 from __future__ import annotations
@@ -68,12 +70,16 @@ class Result:
     latencies_ms: list[float]
     late: int = 0
     shed: int = 0
+    server_cpu_ms: float | None = None
+    """CPU time of the server's processes per answered request (Linux /proc), if known."""
 
     def line(self) -> str:
         lat = sorted(self.latencies_ms) or [float("nan")]
         p50 = statistics.median(lat)
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
         extra = f", late >10 ms {self.late}, shed {self.shed}" if self.name.startswith("paced") else ""
+        if self.server_cpu_ms is not None:
+            extra += f"; server CPU {self.server_cpu_ms:.2f} ms/request"
         return (
             f"  {self.name:<14} {self.ok / self.seconds:7.1f} req/s  p50 {p50:8.2f} ms  p99 {p99:8.2f} ms  "
             f"max {lat[-1]:8.2f} ms  ({self.ok} ok, {self.errors} errors in {self.seconds:.1f} s{extra})"
@@ -273,6 +279,26 @@ async def run_phase(
     return Result(name, sent, ok, errors, seconds, latencies, late, shed)
 
 
+def server_cpu_seconds(group: int) -> float | None:
+    """User + system CPU of every process in the server's process group (Linux /proc; None
+    elsewhere). The same code costs more CPU per request on a mostly idle process here, so
+    this separates the machine's state from the server's work."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return None
+    total = 0
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[2]) == group:  # pgrp: the server was started in a session of its own
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def bench(label: str, data_dir: Path, database_url: str | None, workers: int, args: argparse.Namespace) -> None:
     proc, url, key = start_server(data_dir, database_url, workers)
     clients = ["raw", "httpx"] if args.client == "both" else [args.client]
@@ -284,7 +310,11 @@ def bench(label: str, data_dir: Path, database_url: str | None, workers: int, ar
                 print(f" client {kind}, variant {variant}:")
                 phases = [(f"paced {r:g}/s", r) for r in args.rates] + [("saturation", 0.0)]
                 for name, rate in phases:
+                    before = server_cpu_seconds(proc.pid)
                     result = run_async(run_phase(name, url, key, variant, args.duration, args.concurrency, rate, kind))
+                    used = server_cpu_seconds(proc.pid)
+                    if before is not None and used is not None and result.ok:
+                        result.server_cpu_ms = (used - before) * 1000 / result.ok
                     print(result.line())
                     sys.stdout.flush()
     finally:
