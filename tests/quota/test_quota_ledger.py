@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 from quota_helpers import build_defn, unique
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from kmrules.quota.errors import (
@@ -262,14 +262,47 @@ def test_a_lock_held_too_long_gives_a_typed_error_and_no_write(
     try:
         with engine.connect() as blocker, blocker.begin():
             blocker.execute(  # SQLite: BEGIN IMMEDIATE holds the write lock; PostgreSQL: row lock
-                select(quota_counters.c.used)
-                .where(quota_counters.c.quota_id == defn.id)
-                .with_for_update()
+                select(quota_counters.c.used).where(quota_counters.c.quota_id == defn.id).with_for_update()
             )
             with pytest.raises(LedgerBusyError) as caught:
                 ledger.reserve(defn, ON, case)
             assert caught.value.attempts == 3
         assert ledger.usage(defn, "2024").used == 1
         assert ledger.reserve(defn, ON, case).place_no == 2
+    finally:
+        impatient.dispose()
+
+
+def test_a_write_alone_waits_out_a_lock_as_every_write_does(
+    engine: Engine, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """The single autocommit statement of `write_alone`: a lock wait is retried, then a typed
+    error with nothing written; once the lock is gone it commits."""
+    if backend == "sqlite":
+        impatient = make_engine(request.getfixturevalue("sqlite_url"), sqlite_busy_timeout_ms=50)
+    else:
+        url = make_url(request.getfixturevalue("pg_url"))
+        options = f"{url.query['options']} -clock_timeout=100"
+        impatient = make_engine(url.update_query_dict({"options": options}).render_as_string(False))
+    ledger = Ledger(impatient, max_attempts=3, backoff_seconds=0.01)
+    case = unique("alone")
+
+    def write(conn: Connection) -> None:
+        append_audit(conn, kind="decision", request_json="{}", response_json="{}", actor_role="test", case_id=case)
+
+    def written() -> int:
+        with engine.connect() as conn:
+            return len(list_audit(conn, case_id=case))
+
+    try:
+        with engine.connect() as blocker, blocker.begin():  # SQLite: BEGIN IMMEDIATE holds the write lock
+            if backend == "postgres":
+                blocker.execute(text("LOCK TABLE audit_log IN EXCLUSIVE MODE"))
+            with pytest.raises(LedgerBusyError) as caught:
+                ledger.write_alone(write)
+            assert caught.value.attempts == 3
+        assert written() == 0
+        ledger.write_alone(write)
+        assert written() == 1
     finally:
         impatient.dispose()

@@ -180,7 +180,7 @@ class Ledger:
         decision no quota governs), committed on its own: a single statement is atomic by
         itself, so it skips the BEGIN and COMMIT round trips (two of a PostgreSQL write's
         three). Lock waits are retried as in every other write."""
-        self._run(lambda conn: _call(write, conn), write=True, alone=True)
+        self._run(write, write=True, alone=True)  # not through _call: a lock wait here is retried
 
     def usage(self, defn: QuotaDefinition, period_key: str) -> Usage:
         """How full one period of a quota is."""
