@@ -246,17 +246,21 @@ def test_usage_all_lists_used_periods(engine: Engine) -> None:
     }
 
 
+def impatient_engine(backend: str, request: pytest.FixtureRequest) -> Engine:
+    """An engine on the test database that gives up on a lock within ~0.1 s."""
+    if backend == "sqlite":
+        return make_engine(request.getfixturevalue("sqlite_url"), sqlite_busy_timeout_ms=50)
+    url = make_url(request.getfixturevalue("pg_url"))
+    options = f"{url.query['options']} -clock_timeout=100"
+    return make_engine(url.update_query_dict({"options": options}).render_as_string(False))
+
+
 def test_a_lock_held_too_long_gives_a_typed_error_and_no_write(
     engine: Engine, backend: str, request: pytest.FixtureRequest
 ) -> None:
     defn = build_defn(limit=5)
     Ledger(engine).reserve(defn, ON, unique("c"))  # the counter row exists
-    if backend == "sqlite":
-        impatient = make_engine(request.getfixturevalue("sqlite_url"), sqlite_busy_timeout_ms=50)
-    else:
-        url = make_url(request.getfixturevalue("pg_url"))
-        options = f"{url.query['options']} -clock_timeout=100"
-        impatient = make_engine(url.update_query_dict({"options": options}).render_as_string(False))
+    impatient = impatient_engine(backend, request)
     ledger = Ledger(impatient, max_attempts=3, backoff_seconds=0.01)
     case = unique("c")
     try:
@@ -278,12 +282,7 @@ def test_a_write_alone_waits_out_a_lock_as_every_write_does(
 ) -> None:
     """The single autocommit statement of `write_alone`: a lock wait is retried, then a typed
     error with nothing written; once the lock is gone it commits."""
-    if backend == "sqlite":
-        impatient = make_engine(request.getfixturevalue("sqlite_url"), sqlite_busy_timeout_ms=50)
-    else:
-        url = make_url(request.getfixturevalue("pg_url"))
-        options = f"{url.query['options']} -clock_timeout=100"
-        impatient = make_engine(url.update_query_dict({"options": options}).render_as_string(False))
+    impatient = impatient_engine(backend, request)
     ledger = Ledger(impatient, max_attempts=3, backoff_seconds=0.01)
     case = unique("alone")
 
