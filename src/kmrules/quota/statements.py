@@ -44,12 +44,20 @@ _COUNT_ONE_BELOW = _COUNT_ONE.where(counters.c.used < bindparam("limit"))
 
 
 def lock_counters(conn: Connection, quota_id: str, periods: list[str]) -> dict[str, int]:
-    """Create missing counter rows and lock them, in sorted order; returns used per period."""
-    ensure = _ENSURE_COUNTER["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
+    """Lock the counter rows, in sorted order, creating the missing ones; returns used per period.
+
+    The row exists for every reservation but a period's first, so it is locked first and
+    created only when that finds nothing (one statement fewer per decision). A concurrent
+    first reservation is safe: the insert skips a row another transaction created, waiting
+    for it to commit, and the second lock then finds it."""
+    params = [{"q": quota_id, "k": key} for key in sorted(periods)]
     used: dict[str, int] = {}
-    for key in sorted(periods):
-        conn.execute(ensure, {"q": quota_id, "k": key})
-        used[key] = int(conn.execute(_LOCK_COUNTER, {"q": quota_id, "k": key}).scalar_one())
+    for row in params:
+        found = conn.execute(_LOCK_COUNTER, row).scalar_one_or_none()
+        if found is None:
+            conn.execute(_ENSURE_COUNTER["postgresql" if conn.dialect.name == "postgresql" else "sqlite"], row)
+            found = conn.execute(_LOCK_COUNTER, row).scalar_one()
+        used[str(row["k"])] = int(found)
     return used
 
 
