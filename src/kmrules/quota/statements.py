@@ -50,14 +50,15 @@ def lock_counters(conn: Connection, quota_id: str, periods: list[str]) -> dict[s
     created only when that finds nothing (one statement fewer per decision). A concurrent
     first reservation is safe: the insert skips a row another transaction created, waiting
     for it to commit, and the second lock then finds it."""
-    params = [{"q": quota_id, "k": key} for key in sorted(periods)]
+    ensure = _ENSURE_COUNTER["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
     used: dict[str, int] = {}
-    for row in params:
+    for key in sorted(periods):
+        row = {"q": quota_id, "k": key}
         found = conn.execute(_LOCK_COUNTER, row).scalar_one_or_none()
         if found is None:
-            conn.execute(_ENSURE_COUNTER["postgresql" if conn.dialect.name == "postgresql" else "sqlite"], row)
+            conn.execute(ensure, row)
             found = conn.execute(_LOCK_COUNTER, row).scalar_one()
-        used[str(row["k"])] = int(found)
+        used[key] = int(found)
     return used
 
 
