@@ -19,6 +19,7 @@ import kmrules
 from api import errors, openapi
 from api import logging as api_logging
 from api.context import AppContext
+from api.fastpath import DirectRouteMiddleware
 from api.keystore import KeyStore
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from api.query import reject_unknown_query
@@ -68,6 +69,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     for router in (decisions_router, catalogue_router, quotas_router, admin_router):
         app.include_router(router)
+    # innermost: the hot route straight to its endpoint (see api/fastpath.py)
+    app.add_middleware(
+        DirectRouteMiddleware, fastapi_app=app, router=decisions_router, method="POST", path="/v1/decisions"
+    )
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)  # added last = outermost: ids even for 413s
     openapi.install(app, book, max_variants=settings.max_compare_variants, rules_dir=settings.rules_dir)
