@@ -230,8 +230,15 @@ class Ledger:
     # -- transactions -------------------------------------------------------------------
 
     def _run(self, work: Callable[[Connection], T], *, write: bool = False, alone: bool = False) -> T:
+        """Run `work` in a transaction of its own (or, `alone`, as one autocommit statement),
+        again after a lock wait or conflict, and again on a fresh connection when the one it
+        had broke before its commit was sent (a server restart: the pool pings only
+        connections that sat idle, see store.database). A transaction whose COMMIT was lost
+        is never run again: it may have committed. A lost `alone` statement is run again: at
+        worst (the server committed it and died before answering) its row is written twice."""
         last: BaseException | None = None
         for attempt in range(1, self._max_attempts + 1):
+            committing = False
             try:
                 with self._engine.connect() as conn:
                     if alone:
@@ -239,15 +246,20 @@ class Ledger:
                     if not write:
                         _as_reader(conn)
                     with conn.begin():
-                        return work(conn)
+                        result = work(conn)
+                        committing = True
+                    return result
             except _CallbackFailed as failed:
                 raise failed.original from None
             except _Conflict as exc:
                 last = exc
             except DBAPIError as exc:
-                if not is_transient(exc):
+                lost = exc.connection_invalidated and not committing
+                if not (lost or is_transient(exc)):
                     raise
                 last = exc
+                if lost:
+                    continue  # the pool was invalidated: the next connection is fresh, no back-off
             if attempt < self._max_attempts:
                 time.sleep(self._backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
         assert last is not None
@@ -333,6 +345,10 @@ def _call(callback: OnCommit | None, conn: Connection) -> None:
         return
     try:
         callback(conn)
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise  # the connection broke under the callback's own statement: `_run` may retry
+        raise _CallbackFailed(exc) from exc
     except BaseException as exc:
         raise _CallbackFailed(exc) from exc
 

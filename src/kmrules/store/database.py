@@ -18,6 +18,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from kmrules.store.errors import UnsupportedDatabaseError
@@ -27,6 +28,9 @@ VERSION_TABLE = "kmrules_alembic_version"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 BEGIN_OPTION = "kmrules_sqlite_begin"
 _NO_BEGIN = "NONE"
+IDLE_PING_SECONDS = 1.0
+"""A PostgreSQL connection that sat in the pool longer than this is pinged before use."""
+_IDLE_SINCE = "kmrules_idle_since"
 MIGRATION_LOCK_KEY = zlib.crc32(b"kmrules.store.migrate")
 """Key of the PostgreSQL advisory lock that serialises concurrent migrations."""
 _PG_DRIVERNAMES = ("postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2")
@@ -45,6 +49,7 @@ def make_engine(
     echo: bool = False,
     sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
     sqlite_autocheckpoint: int | None = None,
+    idle_ping_seconds: float = IDLE_PING_SECONDS,
 ) -> Engine:
     """An engine for a SQLite or PostgreSQL URL (`postgresql://` is served by psycopg 3).
 
@@ -52,6 +57,7 @@ def make_engine(
     `?options=-clock_timeout%3D5000` in the URL); SQLite's by `sqlite_busy_timeout_ms`.
     `sqlite_autocheckpoint`: WAL pages after which a commit checkpoints (None: SQLite's 1000;
     0: never, for an owner that checkpoints itself, see store.checkpoint).
+    `idle_ping_seconds`: see `_ping_after_idle` (PostgreSQL).
     """
     parsed = make_url(url)
     backend = parsed.get_backend_name()
@@ -66,8 +72,37 @@ def make_engine(
         if parsed.drivername not in _PG_DRIVERNAMES:
             raise UnsupportedDatabaseError(f"use postgresql+psycopg:// (psycopg 3), not {parsed.drivername}://")
         parsed = parsed.set(drivername="postgresql+psycopg")
-        return create_engine(parsed, pool_pre_ping=True, **kwargs)
+        return _ping_after_idle(create_engine(parsed, **kwargs), idle_ping_seconds)
     raise UnsupportedDatabaseError(f"unsupported database {backend!r}: use sqlite or postgresql")
+
+
+def _ping_after_idle(engine: Engine, idle_seconds: float) -> Engine:
+    """Ping a pooled connection before use only if it sat idle longer than `idle_seconds`.
+
+    Why not SQLAlchemy's `pool_pre_ping`: it pings at every checkout, one more round trip per
+    decision (measured in-process on PostgreSQL: ~0.3 ms of CPU and ~0.5 ms of wall time of a
+    1.7 ms decision). A connection that was used a moment ago is alive in practice; the ones
+    that go stale (a server restart or an idle timeout during a quiet spell) have sat in the
+    pool, and are pinged and replaced as before. One that breaks while in steady use (the
+    server restarted under load) fails its statement; SQLAlchemy then invalidates the pool,
+    and the ledger runs the work again on a fresh connection (`Ledger._run` says when)."""
+
+    def on_checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    def on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        since = record.info.get(_IDLE_SINCE)
+        if since is None or time.monotonic() - since <= idle_seconds:
+            return  # new, or used a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            # the pool throws this connection away and checks out another (up to 3 times)
+            raise DisconnectionError(f"stale pooled connection: {type(exc).__name__}") from exc
+
+    event.listen(engine, "checkin", on_checkin)
+    event.listen(engine, "checkout", on_checkout)
+    return engine
 
 
 def read_only(conn: Connection) -> Connection:
