@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -60,13 +61,17 @@ def test_a_key_lookup_runs_where_decisions_run(
         assert calls == []
 
 
-def test_the_server_factory_freezes_what_it_loaded(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
+def test_the_server_factory_freezes_what_it_loaded_and_skips_log_caller_lookups(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
     for name, value in settings.to_env().items():
         monkeypatch.setenv(name, value)
+    for flag in ("_srcfile", "logThreads", "logProcesses", "logMultiprocessing"):
+        monkeypatch.setattr(logging, flag, getattr(logging, flag))  # restored after the test
     gc.unfreeze()
     app = app_from_env()
     try:
         assert gc.get_freeze_count() > 10_000  # the rules and schemas: out of every full collection
+        # and log records skip the caller lookup (the JSON lines print no file or line)
+        assert (logging._srcfile, logging.logThreads, logging.logProcesses) == (None, False, False)
     finally:
         gc.unfreeze()
         app.state.ctx.service.close()
