@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python benchmarks/bench_api.py [--duration 8] [--rates 100,500] [--concurrency 32]
         [--client both|raw|httpx] [--variants baseline,km_quota_2024] [--postgres-url URL]
-        [--sqlite-workers 1] [--pg-workers 2]
+        [--sqlite-workers 1] [--pg-workers 2] [--repeat 1]
 
 Starts the server itself: first the embedded default (SQLite, 1 worker unless
 --sqlite-workers), then, when a PostgreSQL URL is given (or KMRULES_TEST_POSTGRES_URL is set),
@@ -73,10 +73,14 @@ class Result:
     server_cpu_ms: float | None = None
     """CPU time of the server's processes per answered request (Linux /proc), if known."""
 
+    def p99(self) -> float:
+        lat = sorted(self.latencies_ms) or [float("nan")]
+        return lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+
     def line(self) -> str:
         lat = sorted(self.latencies_ms) or [float("nan")]
         p50 = statistics.median(lat)
-        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+        p99 = self.p99()
         extra = f", late >10 ms {self.late}, shed {self.shed}" if self.name.startswith("paced") else ""
         if self.server_cpu_ms is not None:
             extra += f"; server CPU {self.server_cpu_ms:.2f} ms/request"
@@ -310,13 +314,23 @@ def bench(label: str, data_dir: Path, database_url: str | None, workers: int, ar
                 print(f" client {kind}, variant {variant}:")
                 phases = [(f"paced {r:g}/s", r) for r in args.rates] + [("saturation", 0.0)]
                 for name, rate in phases:
-                    before = server_cpu_seconds(proc.pid)
-                    result = run_async(run_phase(name, url, key, variant, args.duration, args.concurrency, rate, kind))
-                    used = server_cpu_seconds(proc.pid)
-                    if before is not None and used is not None and result.ok:
-                        result.server_cpu_ms = (used - before) * 1000 / result.ok
-                    print(result.line())
-                    sys.stdout.flush()
+                    p99s: list[float] = []
+                    for run in range(args.repeat if rate else 1):
+                        label = f"{name} #{run + 1}" if args.repeat > 1 and rate else name
+                        before = server_cpu_seconds(proc.pid)
+                        result = run_async(
+                            run_phase(label, url, key, variant, args.duration, args.concurrency, rate, kind)
+                        )
+                        used = server_cpu_seconds(proc.pid)
+                        if before is not None and used is not None and result.ok:
+                            result.server_cpu_ms = (used - before) * 1000 / result.ok
+                        print(result.line())
+                        p99s.append(result.p99())
+                        sys.stdout.flush()
+                    if len(p99s) > 1:
+                        print(
+                            f"  {name}: p99 over {len(p99s)} runs: median {statistics.median(p99s):.2f} ms, worst {max(p99s):.2f} ms"
+                        )
     finally:
         stop(proc)
 
@@ -369,6 +383,12 @@ def main() -> None:
         help="also benchmark PostgreSQL with 2 workers (default: $KMRULES_TEST_POSTGRES_URL)",
     )
     parser.add_argument("--pg-workers", type=int, default=2)
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run each paced phase N times in a row and print the median and worst p99 (the machine's state moves figures)",
+    )
     parser.add_argument(
         "--sqlite-workers", type=int, default=1, help="SQLite server's workers (default 1: the embedded default)"
     )
