@@ -14,7 +14,7 @@ from typing import Literal, get_args
 
 from sqlalchemy import Engine, func, select
 
-from kmrules.store.database import read_only
+from kmrules.store.database import read
 from kmrules.store.keys import ApiKeyRecord, create_api_key, find_api_key, hash_api_key, revoke_api_key
 from kmrules.store.tables import api_keys
 
@@ -79,10 +79,7 @@ class KeyStore:
             hit = self._cache.get(digest)
         if hit is not None and hit[0] > now:
             return hit[1]
-        with self._engine.connect() as conn:
-            read_only(conn)
-            with conn.begin():
-                record = find_api_key(conn, key)
+        record = read(self._engine, lambda conn: find_api_key(conn, key))
         if record is None or not record.active or record.role not in ROLES:
             with self._lock:
                 self._cache.pop(digest, None)
@@ -96,19 +93,16 @@ class KeyStore:
 
     def any_active(self) -> bool:
         """True when at least one unrevoked key exists (the first start creates one otherwise)."""
-        with self._engine.connect() as conn:
-            read_only(conn)
-            with conn.begin():
-                stmt = select(func.count()).select_from(api_keys).where(api_keys.c.revoked_at.is_(None))
-                return int(conn.execute(stmt).scalar_one()) > 0
+        stmt = select(func.count()).select_from(api_keys).where(api_keys.c.revoked_at.is_(None))
+        return read(self._engine, lambda conn: int(conn.execute(stmt).scalar_one()) > 0)
 
     def list(self) -> list[ApiKeyRecord]:
         """Every key record (hashes, roles, dates), oldest first."""
-        with self._engine.connect() as conn:
-            read_only(conn)
-            with conn.begin():
-                rows = conn.execute(select(api_keys).order_by(api_keys.c.created_at, api_keys.c.id)).mappings()
-                return [ApiKeyRecord.model_validate(dict(row)) for row in rows]
+        stmt = select(api_keys).order_by(api_keys.c.created_at, api_keys.c.id)
+        return read(
+            self._engine,
+            lambda conn: [ApiKeyRecord.model_validate(dict(row)) for row in conn.execute(stmt).mappings()],
+        )
 
     def revoke(self, key_id: str) -> bool:
         """Revoke a key by id; False when unknown or already revoked. Caches expire within the TTL."""

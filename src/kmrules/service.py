@@ -38,7 +38,7 @@ from kmrules.quota.wiring import (
 from kmrules.rulebook import Rulebook
 from kmrules.store.audit import AuditRecord, append_audit, find_audit_by_idempotency_key, get_audit
 from kmrules.store.checkpoint import WalCheckpointer
-from kmrules.store.database import default_sqlite_url, make_engine, migrate, read_only, sqlite_path
+from kmrules.store.database import default_sqlite_url, make_engine, migrate, read, sqlite_path
 from kmrules.store.errors import DuplicateIdempotencyKeyError
 
 __all__ = [
@@ -280,10 +280,7 @@ class DecisionService:
         return chosen
 
     def _read(self, query: Callable[[Connection], AuditRecord | None]) -> AuditRecord | None:
-        with self._engine.connect() as conn:
-            read_only(conn)
-            with conn.begin():
-                return query(conn)
+        return read(self._engine, query)
 
 
 def _recorded(record: AuditRecord, *, replay: bool) -> RecordedDecision:

@@ -16,9 +16,10 @@ from sqlalchemy import Engine, event, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from api.keystore import KeyStore
 from kmrules.quota.ledger import Ledger
 from kmrules.store.audit import append_audit
-from kmrules.store.database import make_engine
+from kmrules.store.database import make_engine, read
 from kmrules.store.tables import audit_log
 
 DAY = date(2024, 3, 1)
@@ -182,3 +183,35 @@ def test_a_connection_that_breaks_under_the_callback_is_retried_before_commit(
     assert (answer.granted, answer.place_no, len(attempts)) == (True, 1, 2)
     assert ledger.usage(defn, "2024").used == 1
     assert _audit_rows(pg_engine, case) == 1
+
+
+def test_a_read_whose_connection_broke_is_read_again_on_a_fresh_one(
+    never_pinging: Engine, pg_engine: Engine, app_name: str
+) -> None:
+    case = unique("case")
+    Ledger(never_pinging).write_alone(_audit(case))
+    assert _terminate(pg_engine, app_name) == 1
+    count = read(never_pinging, lambda conn: conn.execute(select(func.count()).where(audit_log.c.case_id == case)))
+    assert count.scalar_one() == 1
+
+
+def test_a_key_lookup_whose_connection_broke_is_answered(
+    never_pinging: Engine, pg_engine: Engine, app_name: str
+) -> None:
+    store = KeyStore(never_pinging, ttl_seconds=0.0)  # no cache: every lookup asks the database
+    key, _ = store.create("caseworker")
+    assert _terminate(pg_engine, app_name) == 1
+    principal = store.authenticate(key)
+    assert principal is not None and principal.role == "caseworker"
+
+
+def test_a_read_that_fails_for_another_reason_is_not_repeated(never_pinging: Engine) -> None:
+    attempts: list[int] = []
+
+    def bad(conn: Any) -> None:
+        attempts.append(1)
+        conn.execute(text("SELECT no_such_column FROM audit_log"))
+
+    with pytest.raises(DBAPIError):
+        read(never_pinging, bad)
+    assert attempts == [1]

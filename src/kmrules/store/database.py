@@ -11,14 +11,15 @@ from __future__ import annotations
 import sqlite3
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from kmrules.store.errors import UnsupportedDatabaseError
@@ -34,6 +35,7 @@ _IDLE_SINCE = "kmrules_idle_since"
 MIGRATION_LOCK_KEY = zlib.crc32(b"kmrules.store.migrate")
 """Key of the PostgreSQL advisory lock that serialises concurrent migrations."""
 _PG_DRIVERNAMES = ("postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2")
+T = TypeVar("T")
 
 
 def default_sqlite_url(data_dir: Path) -> str:
@@ -108,6 +110,21 @@ def _ping_after_idle(engine: Engine, idle_seconds: float) -> Engine:
 def read_only(conn: Connection) -> Connection:
     """Mark a connection's transactions as reads: a deferred BEGIN on SQLite (no write lock)."""
     return conn.execution_options(**{BEGIN_OPTION: "DEFERRED"})
+
+
+def read(engine: Engine, query: Callable[[Connection], T]) -> T:
+    """`query` in a read-only transaction, run once more on a fresh connection if the one it
+    had broke (a server restart; see `_ping_after_idle`): a read is always safe to repeat."""
+    for attempt in (1, 2):
+        try:
+            with engine.connect() as conn:
+                read_only(conn)
+                with conn.begin():
+                    return query(conn)
+        except DBAPIError as exc:
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
 
 
 def autocommit(conn: Connection) -> Connection:
