@@ -54,11 +54,9 @@ class DirectRouteMiddleware:
         ):
             await self.app(scope, receive, send)
             return
-        route = self.route
-        scope["app"] = self.fastapi_app
-        scope["route"] = route  # for the access log, as Starlette's router sets it
-        request = Request(scope, receive, send)
-        endpoint: Endpoint = route.endpoint
+        scope["route"] = self.route  # for the access log, as Starlette's router sets it
+        request = Request(scope, receive, send)  # scope["app"] is set already, by Starlette
+        endpoint: Endpoint = self.route.endpoint
         try:
             response = await endpoint(request)
         except Exception as exc:

@@ -74,13 +74,12 @@ class Result:
     """CPU time of the server's processes per answered request (Linux /proc), if known."""
 
     def p99(self) -> float:
-        lat = sorted(self.latencies_ms) or [float("nan")]
-        return lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+        return _p99(sorted(self.latencies_ms) or [float("nan")])
 
     def line(self) -> str:
         lat = sorted(self.latencies_ms) or [float("nan")]
         p50 = statistics.median(lat)
-        p99 = self.p99()
+        p99 = _p99(lat)
         extra = f", late >10 ms {self.late}, shed {self.shed}" if self.name.startswith("paced") else ""
         if self.server_cpu_ms is not None:
             extra += f"; server CPU {self.server_cpu_ms:.2f} ms/request"
@@ -88,6 +87,11 @@ class Result:
             f"  {self.name:<14} {self.ok / self.seconds:7.1f} req/s  p50 {p50:8.2f} ms  p99 {p99:8.2f} ms  "
             f"max {lat[-1]:8.2f} ms  ({self.ok} ok, {self.errors} errors in {self.seconds:.1f} s{extra})"
         )
+
+
+def _p99(lat: list[float]) -> float:
+    """The 99th percentile of sorted latencies (the nearest rank below)."""
+    return lat[min(len(lat) - 1, int(len(lat) * 0.99))]
 
 
 def run_async(coro: Any) -> Any:

@@ -115,16 +115,19 @@ def read_only(conn: Connection) -> Connection:
 def read(engine: Engine, query: Callable[[Connection], T]) -> T:
     """`query` in a read-only transaction, run once more on a fresh connection if the one it
     had broke (a server restart; see `_ping_after_idle`): a read is always safe to repeat."""
-    for attempt in (1, 2):
-        try:
-            with engine.connect() as conn:
-                read_only(conn)
-                with conn.begin():
-                    return query(conn)
-        except DBAPIError as exc:
-            if attempt == 2 or not exc.connection_invalidated:
-                raise
-    raise AssertionError("unreachable")
+    try:
+        return _read_once(engine, query)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+    return _read_once(engine, query)
+
+
+def _read_once(engine: Engine, query: Callable[[Connection], T]) -> T:
+    with engine.connect() as conn:
+        read_only(conn)
+        with conn.begin():
+            return query(conn)
 
 
 def autocommit(conn: Connection) -> Connection:
