@@ -144,3 +144,37 @@ def test_a_day_resolves_to_its_own_date_from_the_cache() -> None:
     assert one.on == dt.date(2024, 3, 15) and other.on == dt.date(2024, 3, 16)
     assert one.param_values == other.param_values and one.structure_key == other.structure_key
     assert resolve(book, "knowledge_migrant", stack, dt.date(2024, 3, 15)) is one
+
+
+def _keys_read(node: Any, out: set[str]) -> set[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if not key.startswith("$") and key not in ("m", "kind"):
+                out.add(key)
+            _keys_read(value, out)
+    elif isinstance(node, list):
+        for item in node:
+            _keys_read(item, out)
+    return out
+
+
+def test_the_engine_is_sent_only_the_short_keys_its_patterns_read() -> None:
+    """Every property of an asserted fact costs durable_rules work at each alpha node: the fact
+    carries exactly the keys some pattern reads (short names), plus the case marker and serial."""
+    from kmrules.engine import encode_fact
+    from kmrules.rulecompile import fact_key, known_key
+
+    book = kmrules.get_rulebook()
+    prepared = prepare(book, _request(4000))
+    facts, _ = derive_facts(prepared.rules, prepared.case_facts)
+    compiled = DurableBackend().compiled(prepared.rules, fact_types(book, prepared.rules))
+    read = set()
+    for spec in compiled.definition.values():
+        _keys_read(spec["all"], read)
+    fact = encode_fact(compiled, facts, prepared.rules.param_values)
+    assert set(fact) == read | {"kind", "serial"}
+    assert all(len(key) <= 4 for key in read)
+    readable = set(compiled.names.values())
+    assert known_key("job.gross_monthly_salary") in readable  # every salary comparison is guarded
+    assert fact_key("job.gross_monthly_salary") not in readable  # compared only as a difference
+    assert fact_key("applicant.nationality") in readable

@@ -85,7 +85,11 @@ class CompiledRuleset:
     fact_types: dict[str, str]
     pairs: tuple[tuple[str, str, str], ...]
     rule_count: int
-    slots: tuple[tuple[str, str, str, str], ...]
+    slots: tuple[tuple[str, str, str | None, str | None], ...]
+    """(fact path, type, short key of its known flag, short key of its value): None where no
+    pattern reads that key, so it is not sent (every property costs on every alpha node)."""
+    names: dict[str, str]
+    """Short fact key -> the readable key it stands for (known_key / fact_key / pair_key)."""
     definition: dict[str, Any]
     handle: int
 
@@ -128,6 +132,8 @@ def compile_rules(rules: ResolvedRules, fact_types: Mapping[str, str]) -> Compil
     order = leaf_order(terms.values())
     for rule_name, term in terms.items():
         definition[rule_name] = {"all": [{"m": pattern(term, order)}], "run": _never_called}
+    short = short_names(definition)
+    definition = {rule: {**spec, "all": renamed(spec["all"], short)} for rule, spec in definition.items()}
     name = "kmrules_" + rules.structure_key
     host = QuietHost()
     host.register_rulesets({name: definition})
@@ -137,9 +143,12 @@ def compile_rules(rules: ResolvedRules, fact_types: Mapping[str, str]) -> Compil
         criterion_ids=tuple(c.id for c in rules.criteria),
         criterion_facts=tuple(per_criterion),
         fact_types={p: fact_types[p] for p in dict.fromkeys(used_facts)},
-        pairs=tuple(dict.fromkeys(pairs)),
+        pairs=tuple((short[key], left, right) for key, left, right in dict.fromkeys(pairs) if key in short),
         rule_count=len(definition),
-        slots=tuple((p, fact_types[p], known_key(p), fact_key(p)) for p in dict.fromkeys(used_facts)),
+        slots=tuple(
+            (p, fact_types[p], short.get(known_key(p)), short.get(fact_key(p))) for p in dict.fromkeys(used_facts)
+        ),
+        names={v: k for k, v in short.items()},
         definition=definition,
         handle=host.get_ruleset(name)._handle,
     )
@@ -153,6 +162,37 @@ _PYTHON_TYPES: dict[str, tuple[type, ...]] = {
     "enum": (str,),
     "bool": (bool,),
 }
+
+
+def short_names(definition: Mapping[str, Any]) -> dict[str, str]:
+    """A short key ("v0", "v1", ...) for every fact key the rules' patterns read, in a fixed
+    order. durable_rules parses every property of an asserted fact and passes over them at each
+    alpha node it reaches: short keys, and no property that no pattern reads, make a run cheaper
+    (measured on a trivial ruleset: 62 us for the 45 readable keys, 45 us for short ones)."""
+    read: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if not key.startswith("$") and key not in ("m", "kind"):
+                    read.add(key)
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    for spec in definition.values():
+        walk(spec["all"])
+    return {key: f"v{i}" for i, key in enumerate(sorted(read))}
+
+
+def renamed(node: Any, short: Mapping[str, str]) -> Any:
+    """A pattern with its fact keys replaced by their short names (operators and "m" kept)."""
+    if isinstance(node, dict):
+        return {short.get(key, key): renamed(value, short) for key, value in node.items()}
+    if isinstance(node, list):
+        return [renamed(item, short) for item in node]
+    return node
 
 
 def _typed(path: str, ftype: str, value: Any) -> None:
@@ -170,12 +210,16 @@ def encode_fact(compiled: CompiledRuleset, facts: Mapping[str, Any], params: Map
     for path, ftype, kkey, fkey in compiled.slots:
         value = facts.get(path)
         if value is None:
-            fact[kkey] = False
-            fact[fkey] = PLACEHOLDER[ftype]
+            if kkey is not None:
+                fact[kkey] = False
+            if fkey is not None:
+                fact[fkey] = PLACEHOLDER[ftype]
         else:
             _typed(path, ftype, value)
-            fact[kkey] = True
-            fact[fkey] = value.toordinal() if ftype == "date" else value
+            if kkey is not None:
+                fact[kkey] = True
+            if fkey is not None:
+                fact[fkey] = value.toordinal() if ftype == "date" else value
     for key, left, right in compiled.pairs:
         a = facts.get(left)
         b = params[right[6:]] if right.startswith("param:") else facts.get(right)
