@@ -6,12 +6,13 @@ compare the salary with, so a new salary criterion needs no code here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from functools import lru_cache
 from typing import Any
 
 from kmrules import conditions as cond
 from kmrules.engine import EngineMemo
-from kmrules.factset import derive_facts
+from kmrules.factset import derive_facts, params_behind
 from kmrules.model import Amount, Decision
 from kmrules.oracle import Result
 from kmrules.resolve import ResolvedRules
@@ -85,13 +86,64 @@ def _touches(variant: VariantFile, scheme: str, used_params: set[str]) -> bool:
     return scheme in variant.schemes or bool(used_params & set(variant.parameters))
 
 
+class _ByHash:
+    """Resolved rules keyed by their content hash (criteria, parameter values, derivations)."""
+
+    def __init__(self, rules: ResolvedRules) -> None:
+        self.rules = rules
+
+    def __hash__(self) -> int:
+        return hash(self.rules.rules_hash)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _ByHash) and other.rules.rules_hash == self.rules.rules_hash
+
+
+def unchanged_criteria(a: ResolvedRules, b: ResolvedRules) -> frozenset[str]:
+    """Ids of the criteria that read exactly the same under `b` as under `a`: the same
+    conditions, the same value of every parameter they compare with, and the same derivation
+    (with the same parameter values) of every fact they read.
+
+    Each criterion's result depends on nothing else, so for one case such a criterion has the
+    same result under both rule sets: one that fails under `a` fails under `b`, and `b` cannot
+    grant. Cached per pair of rule sets (it depends on the rules, not on the case)."""
+    return _unchanged(_ByHash(a), _ByHash(b))
+
+
+@lru_cache(maxsize=4096)
+def _unchanged(a_key: _ByHash, b_key: _ByHash) -> frozenset[str]:
+    a, b = a_key.rules, b_key.rules
+    if a.scheme != b.scheme or a.derived != b.derived:
+        return frozenset()
+    theirs = {c.id: c for c in b.criteria}
+    out: set[str] = set()
+    for crit in a.criteria:
+        other = theirs.get(crit.id)
+        if other is None or (other.applies, other.holds) != (crit.applies, crit.holds):
+            continue
+        read = cond.facts_of(crit.applies) + cond.facts_of(crit.holds)
+        names = {*cond.params_of(crit.applies), *cond.params_of(crit.holds)}
+        names |= {n for fact in read for n in params_behind(fact, a)}
+        if all(n in a.params and n in b.params and a.params[n].value == b.params[n].value for n in names):
+            out.add(crit.id)
+    return frozenset(out)
+
+
 def granting_variants(
-    book: Rulebook, scheme: str, case_facts: Mapping[str, Any], current: str, memo: EngineMemo | None = None
+    book: Rulebook,
+    scheme: str,
+    case_facts: Mapping[str, Any],
+    current: str,
+    memo: EngineMemo | None = None,
+    refused_under: ResolvedRules | None = None,
+    failing: Collection[str] = (),
 ) -> list[str]:
     """Ids of the shipped variants and packages under which the same (validated) case is granted.
 
     Pass the memo of the decision itself: a variant whose rules read the same as the refusing
-    ones for this case (it changes nothing this case touches) is then answered without a run."""
+    ones for this case (it changes nothing this case touches) is then answered without a run.
+    Pass the refusing rules and the ids of the criteria that failed there: a variant under
+    which one of them reads the same (`unchanged_criteria`) refuses too, and is not run."""
     from kmrules.overlay import stack_for
     from kmrules.resolve import resolve
 
@@ -104,6 +156,8 @@ def granting_variants(
         if variant_id == current or variant_id not in touching:
             continue
         rules = resolve(book, scheme, stack_for(book, variant_id), on)
+        if refused_under is not None and set(failing) & unchanged_criteria(refused_under, rules):
+            continue
         results = results_of(book, rules, case_facts, memo)
         if all(r in ("pass", "not_applicable") for r in results.values()):
             out.append(variant_id)

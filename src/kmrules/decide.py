@@ -17,7 +17,7 @@ from typing import Any, Literal
 from kmrules import __version__
 from kmrules import conditions as cond
 from kmrules.engine import ENGINE_NAME, DurableBackend, EngineMemo
-from kmrules.factset import derive_facts, input_fields
+from kmrules.factset import derive_facts, input_fields, params_behind
 from kmrules.model import Amount, Decision, Finding, LegalBasis, Receipt
 from kmrules.oracle import Result, evaluate_criteria
 from kmrules.overlay import VariantStack, stack_for
@@ -95,8 +95,9 @@ def decide_prepared(
 
         variant = prepared.envelope.variant
         label = variant if isinstance(variant, str) else ""
+        failing = [f.rule for f in decision.findings if f.result == "fail"]
         decision.counterfactuals["variants_that_grant"] = granting_variants(
-            book, prepared.envelope.scheme, prepared.case_facts, label, memo
+            book, prepared.envelope.scheme, prepared.case_facts, label, memo, prepared.rules, failing
         )
     return decision
 
@@ -286,7 +287,7 @@ def _amount(
     value = facts.get(spec.fact) if when else None
     if when:
         missing |= {m for m in inputs.get(spec.fact, {spec.fact}) if facts.get(m) is None}
-    used = {n: _display(p.value) for n, p in rules.params.items() if n in _params_behind(spec.fact, rules)}
+    used = {n: _display(p.value) for n, p in rules.params.items() if n in params_behind(spec.fact, rules)}
     return Amount(
         id=spec.id,
         title=spec.title,
@@ -296,22 +297,6 @@ def _amount(
         parameters=used,
         missing=sorted(missing),
     )
-
-
-def _params_behind(fact: str, rules: ResolvedRules) -> set[str]:
-    out: set[str] = set()
-    by_name = {d.name: d for d in rules.derived}
-    stack = [fact]
-    while stack:
-        derived = by_name.get(stack.pop())
-        if derived is None:
-            continue
-        for arg in derived.args:
-            if "param" in arg:
-                out.add(arg["param"])
-            elif "fact" in arg:
-                stack.append(arg["fact"])
-    return out
 
 
 def _receipt(rules: ResolvedRules) -> Receipt:

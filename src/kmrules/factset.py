@@ -52,3 +52,21 @@ def input_fields(names: set[str], inputs: Mapping[str, set[str]], facts: Mapping
     for name in names:
         out |= {field for field in inputs.get(name, {name}) if facts.get(field) is None}
     return out
+
+
+def params_behind(fact: str, rules: ResolvedRules) -> set[str]:
+    """The parameters a fact's derivation reads, through every derived fact it is built from
+    (empty for a case field): what must be equal for the fact to be equal under two rule sets."""
+    out: set[str] = set()
+    by_name = {d.name: d for d in rules.derived}
+    stack = [fact]
+    while stack:
+        derived = by_name.get(stack.pop())
+        if derived is None:
+            continue
+        for arg in derived.args:
+            if "param" in arg:
+                out.add(arg["param"])
+            elif "fact" in arg:
+                stack.append(arg["fact"])
+    return out

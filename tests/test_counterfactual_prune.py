@@ -1,0 +1,141 @@
+"""A refusal's counterfactuals skip the variants under which a failing criterion reads the same:
+the skip must never change `variants_that_grant`, and it must not skip a variant whose change
+reaches a failing criterion through a derived fact."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import kmrules
+from kmrules import counterfactual
+from kmrules.counterfactual import granting_variants, unchanged_criteria
+from kmrules.decide import decide_prepared, decide_resolved, prepare
+from kmrules.overlay import stack_for
+from kmrules.resolve import resolve
+from kmrules.rulebook import DEFAULT_RULES_DIR, load_rulebook
+from kmrules.testing.strategies import requests
+
+DAY = dt.date(2024, 3, 15)
+
+
+def _rules(book: Any, variant: str, on: dt.date = DAY) -> Any:
+    return resolve(book, "knowledge_migrant", stack_for(book, variant), on)
+
+
+def test_a_variant_that_raises_the_salary_criteria_changes_the_salary_criteria() -> None:
+    book = kmrules.get_rulebook()
+    same = unchanged_criteria(_rules(book, "baseline"), _rules(book, "km_raise_criteria_10pct"))
+    assert "KM-SPONSOR" in same and "KM-MARKET-CONFORM" in same
+    assert not {"KM-SALARY-30PLUS", "KM-SALARY-UNDER30", "KM-SALARY-REDUCED"} & same
+
+
+def test_rules_compared_with_themselves_are_unchanged_in_every_criterion() -> None:
+    book = kmrules.get_rulebook()
+    rules = _rules(book, "baseline")
+    assert unchanged_criteria(rules, rules) == {c.id for c in rules.criteria}
+
+
+def test_a_parameter_read_only_through_a_derived_fact_changes_the_criterion(tmp_path: Path) -> None:
+    """KM-SALARY-REDUCED compares no parameter about the graduation deadline itself: it reads
+    the derived fact reduced_deadline_graduation, which is built with one. A variant changing
+    that parameter changes the criterion."""
+    rules_dir = tmp_path / "rules"
+    shutil.copytree(DEFAULT_RULES_DIR, rules_dir)
+    (rules_dir / "variants" / "km_reduced_5y.yaml").write_text(
+        "variant:\n"
+        "  id: km_reduced_5y\n"
+        "  title: Reduced criterion up to 5 years after graduation\n"
+        "  description: A test variant.\n"
+        '  seed_sections: ["2.11"]\n'
+        "  expected_effect: more\n"
+        '  legal_basis: [{seed: "§2.11"}]\n'
+        "parameters:\n"
+        '  knowledge_migrant.reduced.years_after_graduation: {set: 5, reference: "test"}\n'
+    )
+    book = load_rulebook(rules_dir)
+    baseline, longer = _rules(book, "baseline"), _rules(book, "km_reduced_5y")
+    reduced = next(c for c in baseline.criteria if c.id == "KM-SALARY-REDUCED")
+    assert "knowledge_migrant.reduced.years_after_graduation" not in reduced.required_params
+    same = unchanged_criteria(baseline, longer)
+    assert "KM-SALARY-REDUCED" not in same
+    assert {"KM-SPONSOR", "KM-MARKET-CONFORM"} <= same
+
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "knowledge_migrant_2023.json"
+
+
+def _request(salary: float, birth: str, variant: str = "baseline") -> dict[str, Any]:
+    request: dict[str, Any] = json.loads(EXAMPLE.read_text())
+    request["variant"] = variant
+    request["case"]["job"]["gross_monthly_salary"] = salary
+    request["case"]["applicant"]["birth_date"] = birth
+    request["case"]["application_date"] = DAY.isoformat()
+    return request
+
+
+def test_the_skip_saves_runs_and_keeps_the_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    book = kmrules.get_rulebook()
+    prepared = prepare(book, _request(3000, "1980-05-01"))
+    decision = decide_resolved(book, prepared.rules, prepared.case_facts, explain_more=False)
+    failing = [f.rule for f in decision.findings if f.result == "fail"]
+    assert decision.outcome == "refused" and failing == ["KM-SALARY-30PLUS"]
+    runs: list[str] = []
+    real = counterfactual.results_of
+
+    def counted(book: Any, rules: Any, *args: Any) -> Any:
+        runs.append(rules.stack.label)
+        return real(book, rules, *args)
+
+    monkeypatch.setattr(counterfactual, "results_of", counted)
+    plain = granting_variants(book, "knowledge_migrant", prepared.case_facts, "baseline")
+    every = list(runs)
+    runs.clear()
+    skipping = granting_variants(
+        book, "knowledge_migrant", prepared.case_facts, "baseline", None, prepared.rules, failing
+    )
+    assert skipping == plain
+    # km_search_period_6m and km_under30_avg_wage_2025 change nothing the 30-plus salary
+    # criterion reads: no run for them; the variants that change it are still run
+    assert set(every) - set(runs) == {"km_search_period_6m", "km_under30_avg_wage_2025"}
+    assert "km_raise_criteria_10pct" in runs
+
+
+@settings(max_examples=60)
+@given(
+    request=requests("knowledge_migrant", complete=True),
+    salary=st.integers(2500, 6000),
+    variant=st.sampled_from(["baseline", "km_raise_criteria_10pct", "km_uniform_criterion", "km_tighten_2_11"]),
+)
+def test_skipping_never_changes_which_variants_grant(request: dict[str, Any], salary: int, variant: str) -> None:
+    """Complete cases with salaries around the criteria: most are threshold refusals."""
+    book = kmrules.get_rulebook()
+    request = {**request, "variant": variant}
+    request["case"]["job"]["gross_monthly_salary"] = salary
+    prepared = prepare(book, request)
+    decision = decide_prepared(book, prepared)
+    assume("variants_that_grant" in decision.counterfactuals)
+    assert decision.counterfactuals["variants_that_grant"] == granting_variants(
+        book, "knowledge_migrant", prepared.case_facts, variant
+    )
+
+
+def test_a_refusal_under_raised_criteria_still_finds_the_variants_that_grant() -> None:
+    """30 and over in March 2024, EUR 5,500: below the criterion raised by 10 % (5,864), above
+    the 2024 criterion of 5,331 (reference/dutch-rules-and-figures.md). Every variant that keeps
+    the 2024 criterion grants, and the skip must not lose one of them."""
+    book = kmrules.get_rulebook()
+    prepared = prepare(book, _request(5500, "1980-05-01", "km_raise_criteria_10pct"))
+    decision = decide_prepared(book, prepared)
+    assert decision.outcome == "refused"
+    granting = decision.counterfactuals["variants_that_grant"]
+    assert {"km_search_period_6m", "km_under30_avg_wage_2025", "km_uniform_criterion"} <= set(granting)
+    assert "km_tighten_2_11" not in granting
+    assert granting == granting_variants(book, "knowledge_migrant", prepared.case_facts, "km_raise_criteria_10pct")
