@@ -1,6 +1,7 @@
-"""A refusal's counterfactuals skip the variants under which a failing criterion reads the same:
-the skip must never change `variants_that_grant`, and it must not skip a variant whose change
-reaches a failing criterion through a derived fact."""
+"""A refusal's counterfactuals skip work that cannot change their answer: the variants under
+which a failing criterion reads the same (never changing `variants_that_grant`, and never
+skipping a variant whose change reaches a failing criterion through a derived fact), and the
+salary candidates below the next value a failing salary criterion compares with."""
 
 from __future__ import annotations
 
@@ -16,7 +17,14 @@ from hypothesis import strategies as st
 
 import kmrules
 from kmrules import counterfactual
-from kmrules.counterfactual import granting_variants, unchanged_criteria
+from kmrules.counterfactual import (
+    SALARY,
+    _salary_thresholds,
+    granting_variants,
+    results_of,
+    salary_needed,
+    unchanged_criteria,
+)
 from kmrules.decide import decide_prepared, decide_resolved, prepare
 from kmrules.overlay import stack_for
 from kmrules.resolve import resolve
@@ -139,3 +147,58 @@ def test_a_refusal_under_raised_criteria_still_finds_the_variants_that_grant() -
     assert {"km_search_period_6m", "km_under30_avg_wage_2025", "km_uniform_criterion"} <= set(granting)
     assert "km_tighten_2_11" not in granting
     assert granting == granting_variants(book, "knowledge_migrant", prepared.case_facts, "km_raise_criteria_10pct")
+
+
+def _every_candidate(book: Any, prepared: Any) -> float | None:
+    """The search without any skip: every threshold above the salary, in order (the reference)."""
+    current = prepared.case_facts[SALARY]
+    for candidate in _salary_thresholds(prepared.rules):
+        if candidate > current:
+            trial = results_of(book, prepared.rules, {**prepared.case_facts, SALARY: candidate})
+            if not any(trial[rule] == "fail" for rule in _salary_rules(prepared.rules)):
+                return candidate
+    return None
+
+
+def _salary_rules(rules: Any) -> set[str]:
+    return {c.id for c in rules.criteria if SALARY in c.observed_facts}
+
+
+def test_the_salary_search_starts_at_the_failing_criterion(monkeypatch: pytest.MonkeyPatch) -> None:
+    """30 and over in March 2024 at EUR 3,000: the under-30 criterion (3,909) is above the salary
+    but cannot end a refusal by the 30-and-over criterion (5,331): the search tries 5,331 only."""
+    book = kmrules.get_rulebook()
+    prepared = prepare(book, _request(3000, "1980-05-01"))
+    decision = decide_resolved(book, prepared.rules, prepared.case_facts, explain_more=False)
+    tried: list[float] = []
+    real = counterfactual.results_of
+
+    def counted(book: Any, rules: Any, facts: Any, *args: Any) -> Any:
+        tried.append(facts[SALARY])
+        return real(book, rules, facts, *args)
+
+    monkeypatch.setattr(counterfactual, "results_of", counted)
+    needed = salary_needed(book, prepared.rules, prepared.case_facts, decision)
+    assert needed is not None and needed.value == 5331
+    assert tried == [5331.0]
+
+
+@settings(max_examples=80)
+@given(
+    request=requests("knowledge_migrant", complete=True),
+    salary=st.integers(1500, 7000),
+    variant=st.sampled_from(["baseline", "km_raise_criteria_10pct", "km_uniform_criterion", "km_tighten_2_11"]),
+)
+def test_the_salary_search_finds_what_trying_every_candidate_finds(
+    request: dict[str, Any], salary: int, variant: str
+) -> None:
+    book = kmrules.get_rulebook()
+    request = {**request, "variant": variant}
+    request["case"]["job"]["gross_monthly_salary"] = salary
+    prepared = prepare(book, request)
+    decision = decide_resolved(book, prepared.rules, prepared.case_facts, explain_more=False)
+    failing = {f.rule for f in decision.findings if f.result == "fail"} & _salary_rules(prepared.rules)
+    assume(failing)
+    needed = salary_needed(book, prepared.rules, prepared.case_facts, decision)
+    expected = _every_candidate(book, prepared)
+    assert (needed.value if needed is not None else None) == expected

@@ -6,6 +6,7 @@ compare the salary with, so a new salary criterion needs no code here.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping
 from functools import lru_cache
 from typing import Any
@@ -15,7 +16,7 @@ from kmrules.engine import EngineMemo
 from kmrules.factset import derive_facts, params_behind
 from kmrules.model import Amount, Decision
 from kmrules.oracle import Result
-from kmrules.resolve import ResolvedRules
+from kmrules.resolve import ResolvedCriterion, ResolvedRules
 from kmrules.rulebook import Rulebook
 from kmrules.rulefiles import VariantFile
 
@@ -51,6 +52,58 @@ def _salary_thresholds(rules: ResolvedRules) -> list[float]:
     return sorted(out)
 
 
+def _salary_read_from(rules: ResolvedRules) -> set[str]:
+    """The salary and every derived fact built from it (in any number of steps)."""
+    out = {SALARY}
+    grew = True
+    while grew:
+        grew = False
+        for derived in rules.derived:
+            if derived.name not in out and any(a.get("fact") in out for a in derived.args):
+                out.add(derived.name)
+                grew = True
+    return out
+
+
+def _salary_criteria_values(crit: ResolvedCriterion, rules: ResolvedRules) -> list[float] | None:
+    """The parameter values a criterion compares the salary with, when that is the only way it
+    reads the salary (None when it also reads it in its applicability, against another fact or
+    through a derived fact). Such a criterion's result, as the salary rises, can only change
+    at one of these values."""
+    salary_facts = _salary_read_from(rules)
+    if salary_facts & set(cond.facts_of(crit.applies)) or (salary_facts - {SALARY}) & set(cond.facts_of(crit.holds)):
+        return None
+    values: list[float] = []
+
+    def walk(c: cond.Condition) -> bool:
+        if isinstance(c, cond.Compare):
+            if isinstance(c.operand, cond.FactRef) and SALARY in (c.fact, c.operand.path):
+                return False
+            if c.fact == SALARY and isinstance(c.operand, cond.ParamRef):
+                values.append(float(rules.params[c.operand.name].value))
+            return True
+        if isinstance(c, cond.All | cond.AnyOf):
+            return all(walk(item) for item in c.items)
+        if isinstance(c, cond.Not):
+            return walk(c.item)
+        return True
+
+    return values if walk(crit.holds) else None
+
+
+def _first_candidate(rules: ResolvedRules, failing: list[str], current: float) -> float:
+    """No candidate below this can end every salary refusal: a failing criterion that reads the
+    salary only against parameter values keeps its result from the current salary up to the
+    next such value above it (and for good if there is none)."""
+    by_id = {c.id: c for c in rules.criteria}
+    floor = -math.inf
+    for rule in failing:
+        values = _salary_criteria_values(by_id[rule], rules)
+        if values is not None:
+            floor = max(floor, min((v for v in values if v > current), default=math.inf))
+    return floor
+
+
 def salary_needed(
     book: Rulebook,
     rules: ResolvedRules,
@@ -64,8 +117,9 @@ def salary_needed(
     current = case_facts.get(SALARY)
     if not failing or current is None:
         return None
+    floor = _first_candidate(rules, [f.rule for f in failing], current)
     for candidate in _salary_thresholds(rules):
-        if candidate <= current:
+        if candidate <= current or candidate < floor:
             continue
         trial = results_of(book, rules, {**case_facts, SALARY: candidate}, memo)
         if not any(trial[rule] == "fail" for rule in salary_rules):
