@@ -72,6 +72,8 @@ class Result:
     shed: int = 0
     server_cpu_ms: float | None = None
     """CPU time of the server's processes per answered request (Linux /proc), if known."""
+    steal_pct: float | None = None
+    """Share of the machine's CPU time stolen by the hypervisor during the phase, if known."""
 
     def p99(self) -> float:
         return _p99(sorted(self.latencies_ms) or [float("nan")])
@@ -83,10 +85,37 @@ class Result:
         extra = f", late >10 ms {self.late}, shed {self.shed}" if self.name.startswith("paced") else ""
         if self.server_cpu_ms is not None:
             extra += f"; server CPU {self.server_cpu_ms:.2f} ms/request"
+        if self.steal_pct is not None:
+            extra += f"; steal {self.steal_pct:.0f}%"
         return (
             f"  {self.name:<14} {self.ok / self.seconds:7.1f} req/s  p50 {p50:8.2f} ms  p99 {p99:8.2f} ms  "
             f"max {lat[-1]:8.2f} ms  ({self.ok} ok, {self.errors} errors in {self.seconds:.1f} s{extra})"
         )
+
+
+def machine_speed_ms() -> float:
+    """A fixed pure-Python workload (the fastest of 5), timed before each server: the machine's
+    state moves every figure here by up to 3x, and this says which state a run was in (lower
+    is faster; compare it between runs, not with other machines)."""
+    body = json.dumps(request_body(0, "baseline", "speed"))
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(2000):
+            json.loads(body)
+            sorted(str(i) for i in range(20))
+        best = min(best, time.perf_counter() - start)
+    return best * 1000
+
+
+def steal_share() -> tuple[int, int] | None:
+    """(steal, all) CPU ticks of the whole machine so far (Linux /proc/stat; None elsewhere):
+    time the hypervisor gave this machine's cores to someone else."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
 
 
 def _p99(lat: list[float]) -> float:
@@ -312,7 +341,10 @@ def bench(label: str, data_dir: Path, database_url: str | None, workers: int, ar
     clients = ["raw", "httpx"] if args.client == "both" else [args.client]
     try:
         run_async(run_phase("warm-up", url, key, args.variants[0], 2.0, 8, 0, "raw"))
-        print(f"{label}: {workers} worker(s), concurrency {args.concurrency}, {args.duration:g} s per phase")
+        print(
+            f"{label}: {workers} worker(s), concurrency {args.concurrency}, {args.duration:g} s per phase; "
+            f"machine speed {machine_speed_ms():.1f} ms (fixed Python workload, lower is faster)"
+        )
         for kind in clients:
             for variant in args.variants:
                 print(f" client {kind}, variant {variant}:")
@@ -321,13 +353,15 @@ def bench(label: str, data_dir: Path, database_url: str | None, workers: int, ar
                     p99s: list[float] = []
                     for run in range(args.repeat if rate else 1):
                         label = f"{name} #{run + 1}" if args.repeat > 1 and rate else name
-                        before = server_cpu_seconds(proc.pid)
+                        before, ticks = server_cpu_seconds(proc.pid), steal_share()
                         result = run_async(
                             run_phase(label, url, key, variant, args.duration, args.concurrency, rate, kind)
                         )
-                        used = server_cpu_seconds(proc.pid)
+                        used, ticks_after = server_cpu_seconds(proc.pid), steal_share()
                         if before is not None and used is not None and result.ok:
                             result.server_cpu_ms = (used - before) * 1000 / result.ok
+                        if ticks is not None and ticks_after is not None and ticks_after[1] > ticks[1]:
+                            result.steal_pct = 100 * (ticks_after[0] - ticks[0]) / (ticks_after[1] - ticks[1])
                         print(result.line())
                         p99s.append(result.p99())
                         sys.stdout.flush()
