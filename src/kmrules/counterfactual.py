@@ -33,22 +33,33 @@ def results_of(
     return run_criteria(book, rules, facts, "durable", memo)
 
 
+def _comparisons(c: cond.Condition) -> list[cond.Compare]:
+    """Every comparison in a condition tree."""
+    if isinstance(c, cond.Compare):
+        return [c]
+    if isinstance(c, cond.All | cond.AnyOf):
+        return [found for item in c.items for found in _comparisons(item)]
+    if isinstance(c, cond.Not):
+        return _comparisons(c.item)
+    return []
+
+
+def _against_param(c: cond.Compare) -> bool:
+    return c.fact == SALARY and isinstance(c.operand, cond.ParamRef)
+
+
+def _param_value(c: cond.Compare, rules: ResolvedRules) -> float:
+    assert isinstance(c.operand, cond.ParamRef)
+    return float(rules.params[c.operand.name].value)
+
+
 def _salary_thresholds(rules: ResolvedRules) -> list[float]:
     """Every value the salary is compared with, as the smallest salary that satisfies it."""
     out: set[float] = set()
-
-    def walk(c: cond.Condition) -> None:
-        if isinstance(c, cond.Compare) and c.fact == SALARY and isinstance(c.operand, cond.ParamRef):
-            value = float(rules.params[c.operand.name].value)
-            out.add(value + 0.01 if c.op == "gt" else value)
-        elif isinstance(c, cond.All | cond.AnyOf):
-            for item in c.items:
-                walk(item)
-        elif isinstance(c, cond.Not):
-            walk(c.item)
-
     for crit in rules.criteria:
-        walk(crit.holds)
+        for c in filter(_against_param, _comparisons(crit.holds)):
+            value = _param_value(c, rules)
+            out.add(value + 0.01 if c.op == "gt" else value)
     return sorted(out)
 
 
@@ -65,30 +76,19 @@ def _salary_read_from(rules: ResolvedRules) -> set[str]:
     return out
 
 
-def _salary_criteria_values(crit: ResolvedCriterion, rules: ResolvedRules) -> list[float] | None:
+def _salary_criteria_values(
+    crit: ResolvedCriterion, rules: ResolvedRules, salary_facts: set[str]
+) -> list[float] | None:
     """The parameter values a criterion compares the salary with, when that is the only way it
     reads the salary (None when it also reads it in its applicability, against another fact or
-    through a derived fact). Such a criterion's result, as the salary rises, can only change
-    at one of these values."""
-    salary_facts = _salary_read_from(rules)
+    through a derived fact; `salary_facts`: see `_salary_read_from`). Such a criterion's
+    result, as the salary rises, can only change at one of these values."""
     if salary_facts & set(cond.facts_of(crit.applies)) or (salary_facts - {SALARY}) & set(cond.facts_of(crit.holds)):
         return None
-    values: list[float] = []
-
-    def walk(c: cond.Condition) -> bool:
-        if isinstance(c, cond.Compare):
-            if isinstance(c.operand, cond.FactRef) and SALARY in (c.fact, c.operand.path):
-                return False
-            if c.fact == SALARY and isinstance(c.operand, cond.ParamRef):
-                values.append(float(rules.params[c.operand.name].value))
-            return True
-        if isinstance(c, cond.All | cond.AnyOf):
-            return all(walk(item) for item in c.items)
-        if isinstance(c, cond.Not):
-            return walk(c.item)
-        return True
-
-    return values if walk(crit.holds) else None
+    reading = [c for c in _comparisons(crit.holds) if SALARY in cond.facts_of(c)]
+    if not all(_against_param(c) for c in reading):
+        return None
+    return [_param_value(c, rules) for c in reading]
 
 
 def _first_candidate(rules: ResolvedRules, failing: list[str], current: float) -> float:
@@ -96,9 +96,10 @@ def _first_candidate(rules: ResolvedRules, failing: list[str], current: float) -
     salary only against parameter values keeps its result from the current salary up to the
     next such value above it (and for good if there is none)."""
     by_id = {c.id: c for c in rules.criteria}
+    salary_facts = _salary_read_from(rules)
     floor = -math.inf
     for rule in failing:
-        values = _salary_criteria_values(by_id[rule], rules)
+        values = _salary_criteria_values(by_id[rule], rules, salary_facts)
         if values is not None:
             floor = max(floor, min((v for v in values if v > current), default=math.inf))
     return floor
@@ -205,12 +206,13 @@ def granting_variants(
     used = set(resolve(book, scheme, stack_for(book, "baseline"), on).params)
     touching = {vid for vid, v in book.variants.items() if _touches(v, scheme, used)}
     touching |= {pid for pid, p in book.packages.items() if touching & set(p.package.variants)}
+    failed = set(failing)
     out = []
     for variant_id in [*sorted(book.variants), *sorted(book.packages)]:
         if variant_id == current or variant_id not in touching:
             continue
         rules = resolve(book, scheme, stack_for(book, variant_id), on)
-        if refused_under is not None and set(failing) & unchanged_criteria(refused_under, rules):
+        if refused_under is not None and failed & unchanged_criteria(refused_under, rules):
             continue
         results = results_of(book, rules, case_facts, memo)
         if all(r in ("pass", "not_applicable") for r in results.values()):
