@@ -58,6 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="kmrules",
         version=kmrules.__version__,
         lifespan=lifespan,
+        # see Settings.telemetry; {} keeps FastAPI's defaults (all on)
+        telemetry={} if settings.telemetry else {"tracing": False, "metrics": False, "logs": False},
         dependencies=[Depends(reject_unknown_query)],
         openapi_tags=[
             {"name": "decisions", "description": "Decide, read back, compare variants."},

@@ -3,6 +3,7 @@ the receipt's ledger state, and the audit row committing with the place (or neit
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,10 +15,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from concurrency_helpers import all_at_once
 from service_helpers import HERE, count, fresh_database, km_request, make_rules_dir
 from sqlalchemy import Connection, Engine, event
+from sqlalchemy.pool import Pool
 
 import kmrules.service as service_module
 from kmrules.errors import KmrulesError, RequestError
@@ -444,25 +447,48 @@ def test_unknown_segment_fact_does_not_slip_past_a_quota(service: DecisionServic
     assert with_sector.outcome == "granted"
 
 
+@contextlib.contextmanager
+def statements_sent(backend: str) -> Iterator[list[tuple[str, bool]]]:
+    """(first word, inside a transaction) of every statement the driver is given, whoever
+    sends it: SQLAlchemy, or the audit insert that runs on the driver connection (store.driver).
+    SQLite: the connection's trace callback (BEGIN and COMMIT included); PostgreSQL: a cursor
+    class recording the connection's autocommit state at each execute."""
+    seen: list[tuple[str, bool]] = []
+    observed: list[Any] = []
+
+    class Recording(psycopg.Cursor[Any]):
+        def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+            seen.append((str(query).split()[0].upper(), not self.connection.autocommit))
+            return super().execute(query, *args, **kwargs)
+
+    def on_checkout(dbapi: Any, _record: Any, _proxy: Any) -> None:
+        observed.append(dbapi)
+        if backend == "sqlite":
+            dbapi.set_trace_callback(lambda sql: seen.append((sql.split()[0].upper(), dbapi.in_transaction)))
+        else:
+            dbapi.cursor_factory = Recording
+
+    event.listen(Pool, "checkout", on_checkout)
+    try:
+        yield seen
+    finally:
+        event.remove(Pool, "checkout", on_checkout)
+        for dbapi in observed:
+            if backend == "sqlite":
+                dbapi.set_trace_callback(None)
+            else:
+                dbapi.cursor_factory = psycopg.Cursor
+
+
 def test_a_decision_no_quota_governs_writes_its_audit_row_as_one_statement(
     service: DecisionService, engine: Engine, backend: str
 ) -> None:
     """No BEGIN/COMMIT round trips for the audit row alone; a quota decision stays one transaction."""
-    seen: list[tuple[str, bool]] = []
-
-    def before(conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
-        dbapi = conn.connection.dbapi_connection
-        in_transaction = dbapi.in_transaction if backend == "sqlite" else not dbapi.autocommit  # type: ignore[union-attr]
-        seen.append((statement.split()[0].upper(), bool(in_transaction)))
-
-    event.listen(Engine, "before_cursor_execute", before)
-    try:
+    with statements_sent(backend) as seen:
         alone = service.decide(km_request("baseline", case_id="alone"))
         alone_statements = list(seen)
         seen.clear()
         service.decide(km_request("test_quota_3", case_id="with-place"))
-    finally:
-        event.remove(Engine, "before_cursor_execute", before)
 
     assert alone.decision.outcome == "granted"
     assert alone_statements == [("INSERT", False)]  # outside any transaction: it commits by itself

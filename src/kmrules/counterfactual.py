@@ -154,19 +154,22 @@ class _ByHash:
         return isinstance(other, _ByHash) and other.rules.rules_hash == self.rules.rules_hash
 
 
-def unchanged_criteria(a: ResolvedRules, b: ResolvedRules) -> frozenset[str]:
-    """Ids of the criteria that read exactly the same under `b` as under `a`: the same
-    conditions, the same value of every parameter they compare with, and the same derivation
-    (with the same parameter values) of every fact they read.
+def no_easier_criteria(a: ResolvedRules, b: ResolvedRules) -> frozenset[str]:
+    """Ids of the criteria that no case can meet more easily under `b` than under `a`: the
+    same conditions, the same derivation (with the same parameter values) of every fact they
+    read, the same value of every parameter their applicability compares with, and each
+    parameter their holding condition compares with either the same or moved the strict way
+    (`_stricter`): e.g. a salary criterion whose threshold `b` raises.
 
-    Each criterion's result depends on nothing else, so for one case such a criterion has the
-    same result under both rule sets: one that fails under `a` fails under `b`, and `b` cannot
-    grant. Cached per pair of rule sets (it depends on the rules, not on the case)."""
-    return _unchanged(_ByHash(a), _ByHash(b))
+    For one case such a criterion applies under `b` exactly when it does under `a`, and its
+    holding condition can only go from true to false, never back (it is monotone in each of
+    those comparisons), so one that fails under `a` fails under `b`, and `b` cannot grant.
+    Cached per pair of rule sets (it depends on the rules, not on the case)."""
+    return _no_easier(_ByHash(a), _ByHash(b))
 
 
 @lru_cache(maxsize=4096)
-def _unchanged(a_key: _ByHash, b_key: _ByHash) -> frozenset[str]:
+def _no_easier(a_key: _ByHash, b_key: _ByHash) -> frozenset[str]:
     a, b = a_key.rules, b_key.rules
     if a.scheme != b.scheme or a.derived != b.derived:
         return frozenset()
@@ -177,11 +180,46 @@ def _unchanged(a_key: _ByHash, b_key: _ByHash) -> frozenset[str]:
         if other is None or (other.applies, other.holds) != (crit.applies, crit.holds):
             continue
         read = cond.facts_of(crit.applies) + cond.facts_of(crit.holds)
-        names = {*cond.params_of(crit.applies), *cond.params_of(crit.holds)}
-        names |= {n for fact in read for n in params_behind(fact, a)}
-        if all(n in a.params and n in b.params and a.params[n].value == b.params[n].value for n in names):
+        fixed = set(cond.params_of(crit.applies)) | {n for fact in read for n in params_behind(fact, a)}
+        compared = _param_comparisons(crit.holds, positive=True)
+        fixed |= set(cond.params_of(crit.holds)) - {name for name, _, _ in compared}
+        if not all(_same_value(n, a, b) for n in fixed):
+            continue
+        if all(_same_value(n, a, b) or _stricter(op, positive, n, a, b) for n, op, positive in compared):
             out.add(crit.id)
     return frozenset(out)
+
+
+def _param_comparisons(c: cond.Condition, *, positive: bool) -> list[tuple[str, str, bool]]:
+    """(parameter, operator, under an even number of negations) of every comparison of a fact
+    with a parameter."""
+    if isinstance(c, cond.Compare):
+        return [(c.operand.name, c.op, positive)] if isinstance(c.operand, cond.ParamRef) else []
+    if isinstance(c, cond.All | cond.AnyOf):
+        return [found for item in c.items for found in _param_comparisons(item, positive=positive)]
+    if isinstance(c, cond.Not):
+        return _param_comparisons(c.item, positive=not positive)
+    return []
+
+
+def _same_value(name: str, a: ResolvedRules, b: ResolvedRules) -> bool:
+    return name in a.params and name in b.params and a.params[name].value == b.params[name].value
+
+
+def _stricter(op: str, positive: bool, name: str, a: ResolvedRules, b: ResolvedRules) -> bool:
+    """Whether `fact op param`, with the parameter's value of `b` instead of `a`'s, is true for
+    no more facts (`positive`) or for no fewer (under a negation, the strict way is reversed).
+    Only order comparisons move monotonically; a changed (in)equality or membership is not."""
+    if op not in ("gt", "gte", "lt", "lte") or name not in a.params or name not in b.params:
+        return False
+    old, new = a.params[name].value, b.params[name].value
+    try:
+        raised = bool(new > old)
+        lowered = bool(new < old)
+    except TypeError:
+        return False
+    wants_higher = (op in ("gt", "gte")) == positive
+    return raised if wants_higher else lowered
 
 
 def granting_variants(
@@ -198,7 +236,7 @@ def granting_variants(
     Pass the memo of the decision itself: a variant whose rules read the same as the refusing
     ones for this case (it changes nothing this case touches) is then answered without a run.
     Pass the refusing rules and the ids of the criteria that failed there: a variant under
-    which one of them reads the same (`unchanged_criteria`) refuses too, and is not run."""
+    which one of them is no easier to meet (`no_easier_criteria`) refuses too, and is not run."""
     from kmrules.overlay import stack_for
     from kmrules.resolve import resolve
 
@@ -212,7 +250,7 @@ def granting_variants(
         if variant_id == current or variant_id not in touching:
             continue
         rules = resolve(book, scheme, stack_for(book, variant_id), on)
-        if refused_under is not None and failed & unchanged_criteria(refused_under, rules):
+        if refused_under is not None and failed & no_easier_criteria(refused_under, rules):
             continue
         results = results_of(book, rules, case_facts, memo)
         if all(r in ("pass", "not_applicable") for r in results.values()):

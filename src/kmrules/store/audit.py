@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, RowMapping, select
 from sqlalchemy.exc import IntegrityError
 
+from kmrules.store.driver import DriverInsert
 from kmrules.store.errors import DuplicateIdempotencyKeyError
 from kmrules.store.tables import audit_log
 
@@ -32,7 +33,7 @@ class AuditRecord(BaseModel):
     actor_role: str
 
 
-_INSERT = audit_log.insert()
+_INSERT = DriverInsert(audit_log.insert(), [c.name for c in audit_log.c])
 
 
 def append_audit(
@@ -57,8 +58,8 @@ def append_audit(
         actor_role=actor_role,
     )
     try:
-        # one statement object, parameters bound per call: SQLAlchemy reuses its compiled form
-        conn.execute(_INSERT, record.model_dump())
+        # compiled once per dialect, run on the driver's connection (see store.driver: why)
+        _INSERT.execute(conn, record.model_dump())
     except IntegrityError as exc:
         if idempotency_key is not None and "idempotency_key" in str(exc.orig):
             raise DuplicateIdempotencyKeyError(idempotency_key) from exc
