@@ -110,6 +110,7 @@ class DecisionService:
             raise
         self._checkpointer = WalCheckpointer(path).start() if path else None
         self._ledger = Ledger(self._engine)
+        self._ledger.ensure_statistics()  # PostgreSQL: a ledger that holds places but was never analyzed
 
     @classmethod
     def embedded(cls, data_dir: Path, rules_dir: Path | None = None) -> DecisionService:

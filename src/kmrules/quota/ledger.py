@@ -9,7 +9,9 @@ the whole transaction back, so there is never a partial write.
 
 from __future__ import annotations
 
+import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
@@ -32,6 +34,7 @@ from kmrules.quota.periods import constraining_periods, period_key
 from kmrules.quota.statements import count_one, held_place, lock_counters, next_place, read_counters, take_place
 from kmrules.store.database import autocommit, read_only
 from kmrules.store.retry import is_transient
+from kmrules.store.statistics import analyze_if_never
 from kmrules.store.tables import quota_counters as counters
 from kmrules.store.tables import quota_places as places
 
@@ -47,6 +50,10 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+log = logging.getLogger("kmrules.quota")
+ANALYZE_AFTER_TAKES = 1_000
+"""Places taken by one Ledger after which it asks for planner statistics (store.statistics)."""
+LEDGER_TABLES = ("quota_counters", "quota_places")
 OnCommit = Callable[[Connection], None]
 """Runs inside the ledger's transaction, before commit; if it raises, nothing is written."""
 OnResult = Callable[[Connection, Reservation], None]
@@ -76,6 +83,30 @@ class Ledger:
         self._engine = engine
         self._max_attempts = max_attempts
         self._backoff = backoff_seconds
+        self._takes = 0
+        self._statistics_pending = engine.dialect.name == "postgresql"
+        self._statistics_lock = threading.Lock()
+
+    def ensure_statistics(self) -> list[str]:
+        """Gather PostgreSQL planner statistics for the ledger's tables if they hold rows and
+        nobody ever has (see store.statistics: why); the tables analyzed. Runs by itself once
+        this ledger has taken ANALYZE_AFTER_TAKES places; call it at start-up too. A failure
+        (e.g. no right to ANALYZE) is logged as a warning and not tried again: the decisions
+        are right without statistics, only slower."""
+        with self._statistics_lock:
+            if not self._statistics_pending:
+                return []
+            try:
+                return analyze_if_never(self._engine, LEDGER_TABLES)
+            except DBAPIError as exc:
+                self._statistics_pending = False
+                log.warning("could not gather planner statistics: %s", exc.orig)
+                return []
+
+    def _after_write(self) -> None:
+        if self._statistics_pending and self._takes >= ANALYZE_AFTER_TAKES:
+            self.ensure_statistics()
+            self._statistics_pending = False
 
     def reserve(
         self,
@@ -103,7 +134,9 @@ class Ledger:
                 _call(lambda c: on_result(c, answer), conn)
             return answer
 
-        return self._run(work, write=True)
+        answer = self._run(work, write=True)
+        self._after_write()
+        return answer
 
     def reserve_all(
         self,
@@ -144,7 +177,9 @@ class Ledger:
                 _call(lambda c: on_result(c, result), conn)
             return result
 
-        return self._run(work, write=True)
+        results = self._run(work, write=True)
+        self._after_write()
+        return results
 
     def peek(self, defn: QuotaDefinition, application_date: date, case_id: str) -> Reservation:
         """What `reserve` would answer now, writing nothing (a dry run)."""
@@ -291,6 +326,7 @@ class Ledger:
             raise _Conflict(str(exc.orig)) from exc
         if not count_one(conn, defn.id, answer.period_key, answer.limit if defn.kind == "quota" else None):
             raise LedgerInvariantError(f"counter of {defn.id} {answer.period_key} changed under lock")
+        self._takes += 1
 
     def _release(self, conn: Connection, case_id: str, quota_id: str | None) -> list[Released]:
         held = select(places.c.quota_id, places.c.period_key).where(
