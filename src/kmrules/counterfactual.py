@@ -33,15 +33,21 @@ def results_of(
     return run_criteria(book, rules, facts, "durable", memo)
 
 
+def _signed_comparisons(c: cond.Condition, positive: bool = True) -> list[tuple[cond.Compare, bool]]:
+    """Every comparison in a condition tree, with whether it sits under an even number of
+    negations (its truth counts as is) or an odd one (reversed)."""
+    if isinstance(c, cond.Compare):
+        return [(c, positive)]
+    if isinstance(c, cond.All | cond.AnyOf):
+        return [found for item in c.items for found in _signed_comparisons(item, positive)]
+    if isinstance(c, cond.Not):
+        return _signed_comparisons(c.item, not positive)
+    return []
+
+
 def _comparisons(c: cond.Condition) -> list[cond.Compare]:
     """Every comparison in a condition tree."""
-    if isinstance(c, cond.Compare):
-        return [c]
-    if isinstance(c, cond.All | cond.AnyOf):
-        return [found for item in c.items for found in _comparisons(item)]
-    if isinstance(c, cond.Not):
-        return _comparisons(c.item)
-    return []
+    return [found for found, _ in _signed_comparisons(c)]
 
 
 def _against_param(c: cond.Compare) -> bool:
@@ -181,25 +187,17 @@ def _no_easier(a_key: _ByHash, b_key: _ByHash) -> frozenset[str]:
             continue
         read = cond.facts_of(crit.applies) + cond.facts_of(crit.holds)
         fixed = set(cond.params_of(crit.applies)) | {n for fact in read for n in params_behind(fact, a)}
-        compared = _param_comparisons(crit.holds, positive=True)
+        compared = [
+            (c.operand.name, c.op, positive)
+            for c, positive in _signed_comparisons(crit.holds)
+            if isinstance(c.operand, cond.ParamRef)
+        ]
         fixed |= set(cond.params_of(crit.holds)) - {name for name, _, _ in compared}
         if not all(_same_value(n, a, b) for n in fixed):
             continue
         if all(_same_value(n, a, b) or _stricter(op, positive, n, a, b) for n, op, positive in compared):
             out.add(crit.id)
     return frozenset(out)
-
-
-def _param_comparisons(c: cond.Condition, *, positive: bool) -> list[tuple[str, str, bool]]:
-    """(parameter, operator, under an even number of negations) of every comparison of a fact
-    with a parameter."""
-    if isinstance(c, cond.Compare):
-        return [(c.operand.name, c.op, positive)] if isinstance(c.operand, cond.ParamRef) else []
-    if isinstance(c, cond.All | cond.AnyOf):
-        return [found for item in c.items for found in _param_comparisons(item, positive=positive)]
-    if isinstance(c, cond.Not):
-        return _param_comparisons(c.item, positive=not positive)
-    return []
 
 
 def _same_value(name: str, a: ResolvedRules, b: ResolvedRules) -> bool:

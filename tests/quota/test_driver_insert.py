@@ -16,8 +16,6 @@ from kmrules.store.database import autocommit
 from kmrules.store.driver import DriverInsert
 from kmrules.store.tables import audit_log
 
-COLUMNS = [c.name for c in audit_log.c]
-
 
 def _row(case_id: str, **changes: Any) -> dict[str, Any]:
     row: dict[str, Any] = {
@@ -50,7 +48,7 @@ def test_it_stores_exactly_what_connection_execute_stores(engine: Engine) -> Non
     by_sqlalchemy, by_driver = _row(case), _row(case)
     with engine.begin() as conn:
         conn.execute(audit_log.insert(), by_sqlalchemy)
-        DriverInsert(audit_log.insert(), COLUMNS).execute(conn, by_driver)
+        DriverInsert(audit_log).execute(conn, by_driver)
     assert _stored(engine, by_driver["id"]) == _stored(engine, by_sqlalchemy["id"])
     with engine.connect() as conn:
         read = conn.execute(select(audit_log.c.created_at).where(audit_log.c.id == by_driver["id"])).scalar_one()
@@ -58,7 +56,7 @@ def test_it_stores_exactly_what_connection_execute_stores(engine: Engine) -> Non
 
 
 def test_it_commits_and_rolls_back_with_the_callers_transaction(engine: Engine) -> None:
-    insert = DriverInsert(audit_log.insert(), COLUMNS)
+    insert = DriverInsert(audit_log)
     kept, dropped = _row(unique("case")), _row(unique("case"))
     with engine.begin() as conn:
         insert.execute(conn, kept)
@@ -73,14 +71,14 @@ def test_it_commits_and_rolls_back_with_the_callers_transaction(engine: Engine) 
 def test_an_autocommitted_insert_is_committed_on_its_own(engine: Engine) -> None:
     row = _row(unique("case"))
     with engine.connect() as conn:
-        DriverInsert(audit_log.insert(), COLUMNS).execute(autocommit(conn), row)
+        DriverInsert(audit_log).execute(autocommit(conn), row)
         # no commit: the connection goes back to the pool, which rolls back what is open
     with engine.connect() as conn:
         assert conn.scalar(select(audit_log.c.id).where(audit_log.c.id == row["id"])) == row["id"]
 
 
 def test_a_driver_error_is_raised_as_sqlalchemys_and_the_connection_stays_usable(engine: Engine) -> None:
-    insert = DriverInsert(audit_log.insert(), COLUMNS)
+    insert = DriverInsert(audit_log)
     key = unique("idem")
     first = _row(unique("case"), idempotency_key=key)
     with engine.begin() as conn:
@@ -97,6 +95,6 @@ def test_a_missing_column_is_refused_before_anything_is_sent(engine: Engine) -> 
     row = _row(unique("case"))
     del row["actor_role"]
     with engine.begin() as conn, pytest.raises(ValueError, match="actor_role"):
-        DriverInsert(audit_log.insert(), COLUMNS).execute(conn, row)
+        DriverInsert(audit_log).execute(conn, row)
     with engine.connect() as conn:
         assert conn.scalar(select(audit_log.c.id).where(audit_log.c.id == row["id"])) is None

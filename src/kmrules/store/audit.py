@@ -33,7 +33,7 @@ class AuditRecord(BaseModel):
     actor_role: str
 
 
-_INSERT = DriverInsert(audit_log.insert(), [c.name for c in audit_log.c])
+_INSERT = DriverInsert(audit_log)
 
 
 def append_audit(

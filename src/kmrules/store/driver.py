@@ -23,15 +23,14 @@ What it does not do: SQLAlchemy's statement events and `echo` logging are not fi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.engine.interfaces import DBAPIModule
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql.dml import Insert
 
 
 @dataclass(frozen=True)
@@ -45,9 +44,9 @@ class _Compiled:
 class DriverInsert:
     """An INSERT of all of a table's columns, executed on the driver connection (see module)."""
 
-    def __init__(self, statement: Insert, columns: Sequence[str]) -> None:
-        self._statement = statement
-        self._columns = tuple(columns)
+    def __init__(self, table: Table) -> None:
+        self._table = table
+        self._columns = tuple(c.name for c in table.c)
         self._compiled: dict[tuple[type[Dialect], str], _Compiled] = {}
 
     def execute(self, conn: Connection, values: Mapping[str, Any]) -> None:
@@ -81,12 +80,11 @@ class DriverInsert:
         key = (type(dialect), dialect.paramstyle)
         found = self._compiled.get(key)
         if found is None:
-            compiled = self._statement.compile(dialect=dialect, column_keys=list(self._columns))
-            table_columns = self._statement.table.c
+            compiled = self._table.insert().compile(dialect=dialect, column_keys=list(self._columns))
             processors = tuple(
-                (n, p)
-                for n in self._columns
-                if (p := table_columns[n].type.dialect_impl(dialect).bind_processor(dialect)) is not None
+                (c.name, p)
+                for c in self._table.c
+                if (p := c.type.dialect_impl(dialect).bind_processor(dialect)) is not None
             )
             positional = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
             found = self._compiled[key] = _Compiled(compiled.string, positional, processors)

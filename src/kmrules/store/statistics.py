@@ -11,8 +11,9 @@ for good plans from then on: PostgreSQL scales its row estimates with the table'
 and the share of active places stays what it was.
 
 So `analyze_if_never` runs ANALYZE on the tables that hold rows and have never been analyzed
-or vacuumed, by anyone, and does nothing on SQLite (whose planner does not need it for these lookups) or
-once statistics exist. The ledger calls it at start and after its first places are taken.
+or vacuumed, by anyone. It does nothing once statistics exist, nor on SQLite, whose planner
+picks the right indexes for these lookups without them. The ledger calls it at start and
+after its first places are taken.
 """
 
 from __future__ import annotations
